@@ -1,0 +1,90 @@
+//! The admin listener (SPEC §10): metrics, health, readiness, and the JSON API.
+//!
+//! Served by axum on its own port, so a slow scrape or a burst of API calls never shares a
+//! connection limit with inference traffic.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::lifecycle::{Lifecycle, Phase};
+use crate::telemetry::Registry;
+use crate::upstream::ReadinessProbe;
+
+/// What the admin handlers read.
+#[derive(Clone)]
+pub struct AdminState {
+    pub config: Arc<Config>,
+    pub registry: Registry,
+    pub lifecycle: Lifecycle,
+    pub readiness: ReadinessProbe,
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/config", get(config))
+        .with_state(state)
+}
+
+/// Serves the admin API until `stop` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(stop)
+        .await
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.registry.render(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> Response {
+    json(StatusCode::OK, serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    if state.lifecycle.phase() != Phase::Serving {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "draining"}),
+        );
+    }
+    match state.readiness.check().await {
+        Ok(()) => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
+        Err(reason) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "upstream_unreachable", "reason": reason}),
+        ),
+    }
+}
+
+async fn config(State(state): State<AdminState>) -> Response {
+    json(
+        StatusCode::OK,
+        serde_json::to_value(&*state.config.effective).unwrap_or_default(),
+    )
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,182 @@
+//! `driftwatch demo`: an embedded model server, driftwatch in front of it, and a traffic
+//! generator, in one process, so a new user sees driftwatch work with one command.
+
+pub mod model;
+pub mod traffic;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use self::traffic::{Generator, TrafficStats};
+use crate::app::{Driftwatch, Listeners};
+use crate::cli::CliError;
+use crate::config::units::HumanDuration;
+use crate::config::{Config, ConfigFile};
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub duration: Duration,
+    pub drift_at: Duration,
+    pub listen: String,
+    pub admin_listen: String,
+    pub rate: u32,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_secs(60),
+            drift_at: Duration::from_secs(30),
+            listen: "127.0.0.1:8100".to_owned(),
+            admin_listen: "127.0.0.1:8101".to_owned(),
+            rate: 200,
+        }
+    }
+}
+
+const WORKERS: u32 = 8;
+
+pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliError> {
+    let runtime_error = |e: &dyn std::fmt::Display| CliError::Runtime(e.to_string());
+    let model_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| runtime_error(&e))?;
+    let model_addr = model_listener.local_addr().map_err(|e| runtime_error(&e))?;
+    let model_server = tokio::spawn(model::serve(model_listener));
+
+    let mut file = ConfigFile::default();
+    file.listen = options.listen.clone();
+    file.admin.listen = options.admin_listen.clone();
+    file.upstream.url = format!("http://{model_addr}");
+    file.shutdown.delay = HumanDuration::from_secs(0);
+    file.shutdown.grace = HumanDuration::from_secs(5);
+    let config = Config::from_file(file)?;
+    let listeners = Listeners::bind(&config)
+        .await
+        .map_err(|e| runtime_error(&e))?;
+    let (proxy_addr, admin_addr) = (listeners.proxy_addr(), listeners.admin_addr());
+
+    let driftwatch = Driftwatch::new(config);
+    let registry = driftwatch.registry().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let instance = tokio::spawn(driftwatch.run(listeners, async move {
+        let _ = stopped.await;
+    }));
+
+    let io = |e: std::io::Error| CliError::Runtime(e.to_string());
+    writeln!(
+        out,
+        "driftwatch demo: a model server, driftwatch in front of it, and traffic"
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "  model server  http://{model_addr}  (Open Inference Protocol, model \"{}\")",
+        model::MODEL_NAME
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "  proxy         http://{proxy_addr}/v2/models/{}/infer",
+        model::MODEL_NAME
+    )
+    .map_err(io)?;
+    writeln!(out, "  metrics       http://{admin_addr}/metrics").map_err(io)?;
+    writeln!(out, "  readiness     http://{admin_addr}/readyz").map_err(io)?;
+    writeln!(out, "  config        http://{admin_addr}/api/v1/config").map_err(io)?;
+    writeln!(
+        out,
+        "  traffic       {} req/s for {}; input shift ({}) at {}",
+        options.rate,
+        HumanDuration(options.duration),
+        traffic::DRIFT_DESCRIPTION,
+        HumanDuration(options.drift_at)
+    )
+    .map_err(io)?;
+    out.flush().map_err(io)?;
+
+    let started = Instant::now();
+    let stats = Arc::new(Mutex::new(TrafficStats::default()));
+    let generator = tokio::spawn(
+        Generator {
+            target: format!("http://{proxy_addr}"),
+            rate: options.rate,
+            workers: WORKERS,
+            drift_at: started + options.drift_at,
+            until: started + options.duration,
+            stats: stats.clone(),
+        }
+        .run(),
+    );
+
+    let mut ticker =
+        tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
+    let mut previous_requests = 0;
+    loop {
+        ticker.tick().await;
+        if generator.is_finished() {
+            break;
+        }
+        let line = {
+            let mut stats = stats.lock().expect("stats lock");
+            let window = stats.window_latency_us.take();
+            let (p50, p99) = window.as_ref().map_or((0.0, 0.0), |h| {
+                (
+                    h.value_at_quantile(0.5) as f64 / 1000.0,
+                    h.value_at_quantile(0.99) as f64 / 1000.0,
+                )
+            });
+            let rps = stats.requests - previous_requests;
+            previous_requests = stats.requests;
+            let phase = if started.elapsed() >= options.drift_at {
+                "shifted"
+            } else {
+                "reference"
+            };
+            format!(
+                "[{:>4}s] requests={} rps={} p50={p50:.2}ms p99={p99:.2}ms errors={} inputs={phase}",
+                started.elapsed().as_secs(),
+                stats.requests,
+                rps,
+                stats.errors,
+            )
+        };
+        writeln!(out, "{line}").map_err(io)?;
+        out.flush().map_err(io)?;
+    }
+    let _ = generator.await;
+
+    let counted = sum_metric(&registry.render(), "driftwatch_http_requests_total");
+    let _ = stop.send(());
+    let _ = instance.await;
+    model_server.abort();
+
+    let stats = stats.lock().expect("stats lock");
+    let (p50, p99) = stats.latency_us.as_ref().map_or((0.0, 0.0), |h| {
+        (
+            h.value_at_quantile(0.5) as f64 / 1000.0,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+        )
+    });
+    writeln!(out, "report").map_err(io)?;
+    writeln!(out, "  client sent {} requests ({} rows), {} errors; latency through driftwatch p50={p50:.2}ms p99={p99:.2}ms", stats.requests, stats.rows, stats.errors).map_err(io)?;
+    writeln!(
+        out,
+        "  driftwatch counted {counted} exchanges (driftwatch_http_requests_total)"
+    )
+    .map_err(io)?;
+    Ok(())
+}
+
+/// The sum of every series of a counter in a Prometheus text exposition.
+pub fn sum_metric(exposition: &str, name: &str) -> u64 {
+    exposition
+        .lines()
+        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}

@@ -1,0 +1,138 @@
+//! The demo's traffic generator: iris-like rows sent as Open Inference requests at a steady rate,
+//! with the input distribution shifted after the drift point.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http::{Request, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use tokio::time::Instant;
+
+use super::model::MODEL_NAME;
+
+/// Per-class means and standard deviations of the four iris features (Fisher's data).
+const CLASSES: [([f64; 4], [f64; 4]); 3] = [
+    ([5.006, 3.428, 1.462, 0.246], [0.352, 0.379, 0.174, 0.105]),
+    ([5.936, 2.770, 4.260, 1.326], [0.516, 0.314, 0.470, 0.198]),
+    ([6.588, 2.974, 5.552, 2.026], [0.636, 0.322, 0.552, 0.275]),
+];
+
+/// The shift applied after the drift point: petal length grows, sepal width narrows.
+pub const DRIFT_DESCRIPTION: &str = "petal_length +1.5, sepal_width x0.8";
+
+/// Counters the summary reads; one lock, taken once per response.
+#[derive(Default)]
+pub struct TrafficStats {
+    pub requests: u64,
+    pub errors: u64,
+    pub rows: u64,
+    pub latency_us: Option<Histogram<u64>>,
+    pub window_latency_us: Option<Histogram<u64>>,
+}
+
+impl TrafficStats {
+    fn record(&mut self, micros: u64, ok: bool, rows: u64) {
+        self.requests += 1;
+        self.rows += rows;
+        if !ok {
+            self.errors += 1;
+        }
+        for histogram in [&mut self.latency_us, &mut self.window_latency_us] {
+            let histogram = histogram.get_or_insert_with(new_histogram);
+            let _ = histogram.record(micros.max(1));
+        }
+    }
+}
+
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// A row of the four features; after the drift point, shifted.
+pub fn sample_row(rng: &mut SmallRng, drifted: bool) -> [f64; 4] {
+    let (means, stds) = CLASSES[rng.random_range(0..CLASSES.len())];
+    let mut row = [0.0; 4];
+    for (i, value) in row.iter_mut().enumerate() {
+        *value = means[i] + stds[i] * standard_normal(rng);
+    }
+    if drifted {
+        row[2] += 1.5;
+        row[1] *= 0.8;
+    }
+    row.map(|v: f64| (v.max(0.1) * 100.0).round() / 100.0)
+}
+
+fn standard_normal(rng: &mut SmallRng) -> f64 {
+    // Box–Muller; the demo needs plausible data, not a fast sampler.
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+pub struct Generator {
+    pub target: String,
+    pub rate: u32,
+    pub workers: u32,
+    pub drift_at: Instant,
+    pub until: Instant,
+    pub stats: Arc<Mutex<TrafficStats>>,
+}
+
+impl Generator {
+    /// Sends requests until `until`; each worker paces itself so the total is about `rate`.
+    pub async fn run(self) {
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let period = Duration::from_secs_f64(f64::from(self.workers) / f64::from(self.rate.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for worker in 0..self.workers {
+            let client = client.clone();
+            let stats = self.stats.clone();
+            let url = format!("{}/v2/models/{MODEL_NAME}/infer", self.target);
+            let (drift_at, until) = (self.drift_at, self.until);
+            tasks.spawn(async move {
+                let mut rng = SmallRng::seed_from_u64(0x5eed + u64::from(worker));
+                let mut ticker = tokio::time::interval(period);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticker.tick().await;
+                    if Instant::now() >= until {
+                        break;
+                    }
+                    let drifted = Instant::now() >= drift_at;
+                    let rows: Vec<[f64; 4]> = (0..rng.random_range(1..=4))
+                        .map(|_| sample_row(&mut rng, drifted))
+                        .collect();
+                    let body = serde_json::json!({
+                        "inputs": [{"name": "predict", "shape": [rows.len(), 4], "datatype": "FP64", "data": rows}]
+                    });
+                    let request = Request::post(&url)
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(Full::new(Bytes::from(body.to_string())))
+                        .expect("static request parts are valid");
+                    let started = Instant::now();
+                    let ok = match client.request(request).await {
+                        Ok(response) => {
+                            let success = response.status().is_success();
+                            success && response.into_body().collect().await.is_ok()
+                        }
+                        Err(_) => false,
+                    };
+                    let micros = started.elapsed().as_micros() as u64;
+                    stats
+                        .lock()
+                        .expect("stats lock")
+                        .record(micros, ok, rows.len() as u64);
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}

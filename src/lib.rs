@@ -1,0 +1,22 @@
+//! driftwatch: a sidecar reverse proxy for ML model servers.
+//!
+//! The tree follows the data flow:
+//! - request path: [`server`] (listener) → [`proxy`] (stages of one exchange) → [`upstream`]
+//!   (pooled client);
+//! - the boundary: [`tap`] (one bounded, non-blocking hand-off of an [`tap::Observation`] per
+//!   exchange) → the analysis worker;
+//! - around them: [`config`], [`telemetry`] (metrics registry, logging), [`admin`] (the admin
+//!   listener), [`lifecycle`] (shutdown phases), [`app`] (assembly), [`cli`], [`demo`].
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod lifecycle;
+pub mod proxy;
+pub mod server;
+pub mod tap;
+pub mod telemetry;
+pub mod upstream;

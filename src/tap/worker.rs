@@ -1,0 +1,54 @@
+//! The analysis worker: a dedicated thread that drains the tap and runs every analyzer on each
+//! observation, so parsing and statistics never compete with the proxy's async workers for a
+//! poll slot.
+
+use std::thread::JoinHandle;
+
+use metrics::Counter;
+use tokio::sync::mpsc;
+
+use super::{OBSERVATIONS_TOTAL, Observation};
+use crate::telemetry::Registry;
+
+/// A consumer of observations on the analysis side.
+pub trait Analyzer: Send {
+    fn observe(&mut self, observation: &Observation);
+    /// Called once when the tap closes (shutdown), after the last observation.
+    fn finish(&mut self) {}
+}
+
+pub struct AnalysisWorker {
+    thread: JoinHandle<()>,
+}
+
+impl AnalysisWorker {
+    /// Starts the worker; it ends when every `Tap` clone is dropped and the queue is drained.
+    pub fn spawn(
+        mut receiver: mpsc::Receiver<Observation>,
+        mut analyzers: Vec<Box<dyn Analyzer>>,
+        registry: &Registry,
+    ) -> std::io::Result<Self> {
+        let processed: Counter = registry.counter(OBSERVATIONS_TOTAL, &[("result", "processed")]);
+        let thread = std::thread::Builder::new()
+            .name("driftwatch-analysis".to_owned())
+            .spawn(move || {
+                while let Some(observation) = receiver.blocking_recv() {
+                    for analyzer in &mut analyzers {
+                        analyzer.observe(&observation);
+                    }
+                    processed.increment(1);
+                }
+                for analyzer in &mut analyzers {
+                    analyzer.finish();
+                }
+            })?;
+        Ok(Self { thread })
+    }
+
+    /// Waits for the worker to drain and finish. Call after the proxy has stopped.
+    pub async fn join(self) {
+        let thread = self.thread;
+        // Joining blocks; keep it off the async workers.
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
