@@ -413,7 +413,7 @@ mod tests {
         execute(cli, &env(&[]), &mut out).unwrap();
         let printed = String::from_utf8(out).unwrap();
         assert!(printed.contains("max_in_flight: 7"), "{printed}");
-        assert!(printed.contains("request_timeout: 60s"), "{printed}");
+        assert!(printed.contains("request_timeout: 1m"), "{printed}");
     }
 
     #[test]

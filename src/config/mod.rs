@@ -373,11 +373,14 @@ mod tests {
     #[test]
     fn unknown_keys_are_named_with_their_path() {
         let (key, message) = key_error("upstream:\n  conect_timeout: 1s\n");
-        assert_eq!(key, "upstream");
-        assert!(message.contains("conect_timeout"), "{message}");
-        let (key, message) = key_error("listen: 0.0.0.0:1\nlimitz: {}\n");
-        assert_eq!(key, "(top level)");
-        assert!(message.contains("limitz"), "{message}");
+        assert_eq!(key, "upstream.conect_timeout");
+        assert!(message.contains("unknown field"), "{message}");
+        assert!(
+            message.contains("connect_timeout"),
+            "lists the valid keys: {message}"
+        );
+        let (key, _) = key_error("listen: 0.0.0.0:1\nlimitz: {}\n");
+        assert_eq!(key, "limitz");
     }
 
     #[test]

@@ -66,27 +66,29 @@ impl Body for RequestBody {
     }
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a response body stream ended early.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     #[error("upstream response body failed: {0}")]
-    Upstream(#[from] hyper::Error),
+    Upstream(BoxError),
     #[error("the exchange exceeded upstream.request_timeout ({0:?})")]
     Timeout(Duration),
 }
 
 pin_project! {
     /// The upstream's response body, observed on its way to the client.
-    pub struct ObservedBody {
+    pub struct ObservedBody<B: Body = Incoming> {
         #[pin]
-        inner: Incoming,
+        inner: B,
         #[pin]
         deadline: Sleep,
         timeout: Duration,
         exchange: Exchange,
     }
 
-    impl PinnedDrop for ObservedBody {
+    impl<B: Body> PinnedDrop for ObservedBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             // hyper may stop polling once `is_end_stream` is true; that is a completed body,
@@ -97,8 +99,8 @@ pin_project! {
     }
 }
 
-impl ObservedBody {
-    pub fn new(inner: Incoming, exchange: Exchange, deadline: Instant, timeout: Duration) -> Self {
+impl<B: Body> ObservedBody<B> {
+    pub fn new(inner: B, exchange: Exchange, deadline: Instant, timeout: Duration) -> Self {
         Self {
             inner,
             deadline: tokio::time::sleep_until(deadline),
@@ -108,7 +110,11 @@ impl ObservedBody {
     }
 }
 
-impl Body for ObservedBody {
+impl<B> Body for ObservedBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BodyError;
 
@@ -128,7 +134,8 @@ impl Body for ObservedBody {
                     Some(Ok(frame))
                 }
                 Some(Err(error)) => {
-                    this.exchange.fail_body(upstream_kind_of(&error));
+                    let error: BoxError = error.into();
+                    this.exchange.fail_body(upstream_kind_of(&*error));
                     Some(Err(BodyError::Upstream(error)))
                 }
                 None => {
@@ -190,5 +197,95 @@ impl Body for ResponseBody {
             Self::Streamed { body } => body.size_hint(),
             Self::Local { body } => body.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http::{HeaderValue, Request};
+    use http_body_util::BodyExt;
+    use http_body_util::channel::Channel;
+
+    use super::*;
+    use crate::config::{Config, ConfigFile};
+    use crate::lifecycle::Lifecycle;
+    use crate::proxy::Proxy;
+    use crate::tap;
+    use crate::telemetry::Registry;
+
+    /// A response body that stalls is cut at the exchange deadline: the client gets an error
+    /// (so it sees a broken response, not a silently short one), and the observation says
+    /// `timeout`. Time is paused, so the 60s deadline passes instantly.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_is_cut_at_the_deadline() {
+        let registry = Registry::new();
+        let (tap, mut observations) = tap::channel(8, &registry);
+        let config = Config::from_file(ConfigFile::default()).unwrap();
+        let proxy = Proxy::new(&config, &registry, tap, Lifecycle::new());
+        let request = Request::post("/v2/models/iris/infer").body(()).unwrap();
+        let exchange = Exchange::begin(
+            proxy.shared.clone(),
+            &request,
+            HeaderValue::from_static("req-7"),
+        );
+        let (mut sender, stalled) = Channel::<Bytes, Infallible>::new(1);
+        sender
+            .send_data(Bytes::from_static(b"first"))
+            .await
+            .unwrap();
+        let timeout = config.upstream.request_timeout;
+        let body = ObservedBody::new(stalled, exchange, Instant::now() + timeout, timeout);
+
+        let started = Instant::now();
+        let error = body.collect().await.unwrap_err();
+        assert!(matches!(error, BodyError::Timeout(_)), "{error}");
+        assert_eq!(started.elapsed(), timeout);
+
+        let observation = observations.recv().await.unwrap();
+        assert_eq!(observation.outcome, Outcome::Timeout);
+        assert_eq!(observation.response_bytes, 5);
+        assert_eq!(&*observation.model, "iris");
+        let exposition = registry.render();
+        assert!(exposition.contains("driftwatch_upstream_errors_total{kind=\"timeout\"} 1"));
+        drop(sender);
+    }
+
+    /// A body that completes finishes the exchange as `ok` exactly once, even though hyper
+    /// drops it afterwards.
+    #[tokio::test(start_paused = true)]
+    async fn a_complete_body_finishes_once_as_ok() {
+        let registry = Registry::new();
+        let (tap, mut observations) = tap::channel(8, &registry);
+        let config = Config::from_file(ConfigFile::default()).unwrap();
+        let proxy = Proxy::new(&config, &registry, tap, Lifecycle::new());
+        let request = Request::get("/health").body(()).unwrap();
+        let exchange = Exchange::begin(
+            proxy.shared.clone(),
+            &request,
+            HeaderValue::from_static("r"),
+        );
+        let (mut sender, streamed) = Channel::<Bytes, Infallible>::new(2);
+        sender.send_data(Bytes::from_static(b"ab")).await.unwrap();
+        sender.send_data(Bytes::from_static(b"cde")).await.unwrap();
+        drop(sender);
+        let body = ObservedBody::new(
+            streamed,
+            exchange,
+            Instant::now() + Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], b"abcde");
+        let observation = observations.recv().await.unwrap();
+        assert_eq!(observation.outcome, Outcome::Ok);
+        assert_eq!(observation.response_bytes, 5);
+        assert!(observation.timing.first_chunk.is_some());
+        drop(proxy);
+        assert!(
+            observations.recv().await.is_none(),
+            "exactly one observation"
+        );
     }
 }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 
 use super::Shared;
 use super::body::ResponseBody;
@@ -38,9 +37,9 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    pub(super) fn begin(
+    pub(super) fn begin<B>(
         shared: Arc<Shared>,
-        request: &Request<Incoming>,
+        request: &Request<B>,
         request_id: HeaderValue,
     ) -> Self {
         let model = shared.metrics.for_path(request.uri().path());

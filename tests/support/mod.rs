@@ -1,0 +1,201 @@
+//! Test support: a mock model server builder on 127.0.0.1:0, an in-process driftwatch, and
+//! clients (pooled HTTP/1, HTTP/2 prior knowledge, raw TCP for what clients libraries hide).
+#![allow(dead_code)]
+
+pub mod mock;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use driftwatch::app::{Driftwatch, Listeners};
+use driftwatch::config::{Config, ConfigFile};
+use driftwatch::tap::{Analyzer, Observation};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub use mock::MockUpstream;
+
+/// A driftwatch instance running in this process on ephemeral ports.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), driftwatch::app::AppError>>>,
+}
+
+/// Collects every observation the analysis worker sees.
+#[derive(Clone, Default)]
+pub struct Observations(pub Arc<Mutex<Vec<Observation>>>);
+
+impl Analyzer for Observations {
+    fn observe(&mut self, observation: &Observation) {
+        self.0.lock().unwrap().push(observation.clone());
+    }
+}
+
+impl Observations {
+    pub fn take(&self) -> Vec<Observation> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    /// Waits (bounded) until at least `count` observations arrived.
+    pub async fn wait_for(&self, count: usize) -> Vec<Observation> {
+        for _ in 0..200 {
+            if self.0.lock().unwrap().len() >= count {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// The config tests start from: ephemeral ports, no shutdown delay.
+pub fn test_config(upstream: SocketAddr) -> ConfigFile {
+    let mut file = ConfigFile::default();
+    file.listen = "127.0.0.1:0".into();
+    file.admin.listen = "127.0.0.1:0".into();
+    file.upstream.url = format!("http://{upstream}");
+    file.shutdown.delay = driftwatch::config::units::HumanDuration::from_secs(0);
+    file.shutdown.grace = driftwatch::config::units::HumanDuration::from_secs(5);
+    file
+}
+
+impl Running {
+    pub async fn start(file: ConfigFile) -> Self {
+        Self::start_with(file, Vec::new()).await
+    }
+
+    pub async fn start_with(file: ConfigFile, analyzers: Vec<Box<dyn Analyzer>>) -> Self {
+        let config = Config::from_file(file).expect("test config is valid");
+        let listeners = Listeners::bind(&config)
+            .await
+            .expect("bind ephemeral ports");
+        let (addr, admin) = (listeners.proxy_addr(), listeners.admin_addr());
+        let mut driftwatch = Driftwatch::new(config);
+        for analyzer in analyzers {
+            driftwatch = driftwatch.with_analyzer(analyzer);
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(driftwatch.run(listeners, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            admin,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Sends the shutdown signal without waiting.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Signals shutdown and waits until the instance has stopped.
+    pub async fn stop(mut self) {
+        self.signal_shutdown();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("driftwatch stops within 20s")
+                .expect("driftwatch task did not panic")
+                .expect("driftwatch stopped cleanly");
+        }
+    }
+
+    pub fn join_handle(&mut self) -> JoinHandle<Result<(), driftwatch::app::AppError>> {
+        self.task.take().expect("still running")
+    }
+
+    /// The Prometheus exposition from the admin port.
+    pub async fn metrics(&self) -> String {
+        let response = http1_client()
+            .request(get(&self.admin_url("/metrics")))
+            .await
+            .expect("metrics answer");
+        String::from_utf8(body_bytes(response).await.to_vec()).unwrap()
+    }
+}
+
+/// A pooled HTTP/1.1 client.
+pub fn http1_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// An HTTP/2 prior-knowledge (h2c) client.
+pub fn h2c_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+pub fn get(url: &str) -> Request<Full<Bytes>> {
+    Request::get(url).body(Full::new(Bytes::new())).unwrap()
+}
+
+pub async fn body_bytes(response: Response<hyper::body::Incoming>) -> Bytes {
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+}
+
+/// The value of one series in an exposition (`name{labels}` exactly as rendered), 0 when absent.
+pub fn metric_value(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Sends raw bytes and reads until the peer closes or `idle` passes without data.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8], idle: Duration) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    read_until_idle(&mut stream, idle).await
+}
+
+pub async fn read_until_idle(stream: &mut TcpStream, idle: Duration) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 65536];
+    loop {
+        match tokio::time::timeout(idle, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+        }
+    }
+    received
+}
+
+/// A port nothing listens on.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr
+}
