@@ -63,7 +63,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
             _ => return None,
         };
         let secs = value * unit_secs;
-        if !secs.is_finite() || secs < 0.0 || secs > 1e12 {
+        if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
             return None;
         }
         total += Duration::from_secs_f64(secs);
@@ -88,7 +88,7 @@ pub fn format_duration(duration: Duration) -> String {
         ("ns", 1),
     ];
     for (unit, size) in UNITS {
-        if nanos % size == 0 {
+        if nanos.is_multiple_of(size) {
             return format!("{}{unit}", nanos / size);
         }
     }
@@ -116,7 +116,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
         _ => return None,
     };
     let bytes = value * multiplier;
-    (bytes.is_finite() && bytes >= 0.0 && bytes < 1.8e19 && bytes.fract() == 0.0)
+    (bytes.is_finite() && (0.0..1.8e19).contains(&bytes) && bytes.fract() == 0.0)
         .then_some(bytes as u64)
 }
 
@@ -129,7 +129,7 @@ pub fn format_size(bytes: u64) -> String {
         ("KiB", 1 << 10),
     ];
     for (unit, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }

@@ -48,8 +48,10 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
     let model_addr = model_listener.local_addr().map_err(|e| runtime_error(&e))?;
     let model_server = tokio::spawn(model::serve(model_listener));
 
-    let mut file = ConfigFile::default();
-    file.listen = options.listen.clone();
+    let mut file = ConfigFile {
+        listen: options.listen.clone(),
+        ..ConfigFile::default()
+    };
     file.admin.listen = options.admin_listen.clone();
     file.upstream.url = format!("http://{model_addr}");
     file.shutdown.delay = HumanDuration::from_secs(0);

@@ -84,7 +84,7 @@ fn infer(body: &[u8]) -> Result<Value, String> {
     let request: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     let input = request["inputs"].get(0).ok_or("expected inputs[0]")?;
     let values: Vec<f64> = flatten(&input["data"]).ok_or("expected numeric data")?;
-    if values.is_empty() || values.len() % FEATURES.len() != 0 {
+    if values.is_empty() || !values.len().is_multiple_of(FEATURES.len()) {
         return Err(format!("expected rows of {} values", FEATURES.len()));
     }
     let predictions: Vec<i64> = values.chunks(FEATURES.len()).map(classify).collect();

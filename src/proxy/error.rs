@@ -153,10 +153,10 @@ pub fn upstream_kind_of(error: &(dyn StdError + 'static)) -> UpstreamErrorKind {
                 return UpstreamErrorKind::Reset;
             }
         }
-        if let Some(h2_error) = error.downcast_ref::<h2::Error>() {
-            if h2_error.is_reset() || h2_error.is_go_away() || h2_error.is_io() {
-                return UpstreamErrorKind::Reset;
-            }
+        if let Some(h2_error) = error.downcast_ref::<h2::Error>()
+            && (h2_error.is_reset() || h2_error.is_go_away() || h2_error.is_io())
+        {
+            return UpstreamErrorKind::Reset;
         }
         current = error.source();
     }

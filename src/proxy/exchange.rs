@@ -190,10 +190,10 @@ impl Exchange {
         {
             model.upstream_headers.record(upstream.as_secs_f64());
         }
-        if self.streamed {
-            if let Some(first) = observation.timing.first_chunk {
-                model.first_chunk.record(first.as_secs_f64());
-            }
+        if self.streamed
+            && let Some(first) = observation.timing.first_chunk
+        {
+            model.first_chunk.record(first.as_secs_f64());
         }
         model.request_size.record(observation.request_bytes as f64);
         model

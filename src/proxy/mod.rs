@@ -185,12 +185,11 @@ impl Shared {
     ) -> Request<RequestBody> {
         let (mut parts, body) = request.into_parts();
         // HTTP/2 clients send the authority in the URI; HTTP/1 upstreams need it as Host.
-        if !parts.headers.contains_key(HOST) {
-            if let Some(authority) = parts.uri.authority() {
-                if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-                    parts.headers.insert(HOST, host);
-                }
-            }
+        if !parts.headers.contains_key(HOST)
+            && let Some(authority) = parts.uri.authority()
+            && let Ok(host) = HeaderValue::from_str(authority.as_str())
+        {
+            parts.headers.insert(HOST, host);
         }
         headers::remove_hop_by_hop(&mut parts.headers, upgrade);
         // hyper answers `Expect: 100-continue` to the client when the body is first read, which

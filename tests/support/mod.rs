@@ -60,8 +60,10 @@ impl Observations {
 
 /// The config tests start from: ephemeral ports, no shutdown delay.
 pub fn test_config(upstream: SocketAddr) -> ConfigFile {
-    let mut file = ConfigFile::default();
-    file.listen = "127.0.0.1:0".into();
+    let mut file = ConfigFile {
+        listen: "127.0.0.1:0".into(),
+        ..ConfigFile::default()
+    };
     file.admin.listen = "127.0.0.1:0".into();
     file.upstream.url = format!("http://{upstream}");
     file.shutdown.delay = driftwatch::config::units::HumanDuration::from_secs(0);

@@ -1,0 +1,167 @@
+//! The binary as users run it: exit codes, `check-config`, `version`, `demo`, SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_driftwatch");
+
+fn driftwatch(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("DRIFTWATCH_UPSTREAM")
+        .env_remove("DRIFTWATCH_CONFIG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn version_prints_and_exits_0() {
+    let output = driftwatch(&["version"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim(),
+        format!("driftwatch {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_and_config_errors_exit_2_naming_the_key() {
+    let output = driftwatch(&["run", "--no-such-flag"]);
+    assert_eq!(output.status.code(), Some(2));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, "limits:\n  max_in_flite: 10\n").unwrap();
+    let output = driftwatch(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("limits.max_in_flite"), "{stderr}");
+
+    let output = driftwatch(&["run", "--upstream", "localhost:8080"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8(output.stderr)
+            .unwrap()
+            .contains("upstream.url")
+    );
+}
+
+#[test]
+fn check_config_prints_the_effective_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ok.yaml");
+    std::fs::write(
+        &path,
+        "upstream: {url: 'http://127.0.0.1:9000', request_timeout: 5s}\n",
+    )
+    .unwrap();
+    let output = driftwatch(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("url: http://127.0.0.1:9000"), "{printed}");
+    assert!(printed.contains("request_timeout: 5s"), "{printed}");
+    assert!(
+        printed.contains("max_in_flight: 4096"),
+        "defaults are shown: {printed}"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_a_runtime_failure_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = driftwatch(&["run", "--listen", &addr, "--admin-listen", "127.0.0.1:0"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8(output.stderr)
+            .unwrap()
+            .contains("cannot bind proxy listener")
+    );
+}
+
+#[test]
+fn sigterm_stops_run_with_exit_0() {
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .env("DRIFTWATCH_CONFIG", "")
+        .env_remove("DRIFTWATCH_CONFIG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let line: serde_json::Value = serde_json::from_str(&first).expect("JSON log lines");
+    assert!(
+        line["message"].as_str().unwrap().contains("listening"),
+        "{first}"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "driftwatch exits after SIGTERM (delay 5s by default)"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn demo_runs_traffic_through_driftwatch_and_reports() {
+    let output = Command::new(BIN)
+        .args([
+            "demo",
+            "--duration",
+            "3s",
+            "--drift-at",
+            "1s",
+            "--rate",
+            "50",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("/metrics"), "{stdout}");
+    assert!(stdout.contains("requests="), "{stdout}");
+    assert!(stdout.contains("p99="), "{stdout}");
+    let sent = stdout
+        .lines()
+        .find(|l| l.contains("client sent"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("report line");
+    let counted = stdout
+        .lines()
+        .find(|l| l.contains("driftwatch counted"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("counted line");
+    assert!(sent > 50, "{stdout}");
+    assert_eq!(
+        sent, counted,
+        "every request went through driftwatch: {stdout}"
+    );
+    assert!(stdout.contains("errors=0"), "{stdout}");
+}
