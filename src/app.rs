@@ -15,7 +15,9 @@ use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::proxy::Proxy;
+use crate::record::Recorder;
 use crate::server;
+use crate::sinks::SinkSet;
 use crate::tap::{self, AnalysisWorker, Analyzer};
 use crate::telemetry::Registry;
 use crate::upstream::ReadinessProbe;
@@ -35,6 +37,8 @@ pub enum AppError {
     Worker(std::io::Error),
     #[error("admin listener failed: {0}")]
     Admin(std::io::Error),
+    #[error("cannot start the record sinks: {0}")]
+    Sinks(#[from] crate::sinks::SinkError),
 }
 
 /// The two sockets an instance serves.
@@ -112,8 +116,17 @@ impl Driftwatch {
         let Self {
             config,
             registry,
-            analyzers,
+            mut analyzers,
         } = self;
+        // The recorder comes last: it records what the other analyzers found.
+        if !config.sinks.is_empty() {
+            let sinks = SinkSet::start(&config.sinks, &registry)?;
+            analyzers.push(Box::new(Recorder::new(
+                config.recording.clone(),
+                sinks,
+                &registry,
+            )));
+        }
         let lifecycle = Lifecycle::new();
         let (tap, observations) = tap::channel(config.analysis.queue.get(), &registry);
         let worker =

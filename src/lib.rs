@@ -5,6 +5,8 @@
 //!   (pooled client);
 //! - the boundary: [`tap`] (one bounded, non-blocking hand-off of an [`tap::Observation`] per
 //!   exchange) → the analysis worker;
+//! - analysis path: [`record`] (sampling, record, redaction) → [`sinks`] (stdout, file, http,
+//!   kafka; delivery driver and disk spool); [`monitor`] (statistics, change detectors);
 //! - around them: [`config`], [`telemetry`] (metrics registry, logging), [`admin`] (the admin
 //!   listener), [`lifecycle`] (shutdown phases), [`app`] (assembly), [`cli`], [`demo`].
 #![forbid(unsafe_code)]
@@ -15,8 +17,11 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod lifecycle;
+pub mod monitor;
 pub mod proxy;
+pub mod record;
 pub mod server;
+pub mod sinks;
 pub mod tap;
 pub mod telemetry;
 pub mod upstream;

@@ -40,7 +40,11 @@ async fn readyz_uses_the_health_path_when_configured() {
     file.upstream.health_path = Some("/status/200".into());
     let healthy = Running::start(file).await;
     assert_eq!(status_and_json(&healthy.admin_url("/readyz")).await.0, 200);
-    assert_eq!(mock.seen_headers().len(), 2, "each probe reached the health path");
+    assert_eq!(
+        mock.seen_headers().len(),
+        2,
+        "each probe reached the health path"
+    );
     healthy.stop().await;
 }
 

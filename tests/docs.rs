@@ -18,7 +18,11 @@ fn leaf_keys(schema: &Value, node: &Value, prefix: &str, out: &mut BTreeSet<Stri
     match node.get("properties").and_then(Value::as_object) {
         Some(properties) => {
             for (key, child) in properties {
-                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
                 leaf_keys(schema, child, &path, out);
             }
         }
@@ -34,7 +38,11 @@ fn every_config_key_is_documented() {
     let mut keys = BTreeSet::new();
     leaf_keys(&schema, &schema, "", &mut keys);
     assert!(keys.contains("upstream.connect_timeout"), "{keys:?}");
-    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
     let missing: Vec<&String> = keys
         .iter()
         .filter(|key| !docs.contains(&format!("### `{key}`")))
@@ -47,6 +55,12 @@ fn ci_runs_the_readme_test_command() {
     let root = env!("CARGO_MANIFEST_DIR");
     let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
     let ci = std::fs::read_to_string(format!("{root}/.ci/run")).unwrap();
-    assert!(readme.contains("\nscripts/test\n"), "README shows the test command");
-    assert!(ci.lines().any(|line| line.trim() == "scripts/test"), ".ci/run calls it");
+    assert!(
+        readme.contains("\nscripts/test\n"),
+        "README shows the test command"
+    );
+    assert!(
+        ci.lines().any(|line| line.trim() == "scripts/test"),
+        ".ci/run calls it"
+    );
 }

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use driftwatch::tap::{Analyzer, Observation, Outcome};
+use driftwatch::tap::{Analyzer, Findings, Observation, Outcome};
 use http::Request;
 use http_body_util::Full;
 use support::{MockUpstream, Observations, Running, http1_client, metric_value, test_config};
@@ -62,7 +62,7 @@ async fn each_exchange_yields_one_complete_observation() {
 struct Stuck(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
 
 impl Analyzer for Stuck {
-    fn observe(&mut self, _: &Observation) {
+    fn observe(&mut self, _: &Observation, _: &mut Findings) {
         let (released, wake) = &*self.0;
         let mut released = released.lock().unwrap();
         while !*released {

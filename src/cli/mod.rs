@@ -170,7 +170,8 @@ pub fn execute(
             })?
             .ok_or_else(|| CliError::Usage("check-config needs --config FILE".to_owned()))?;
             let config = Config::load(Some(&path), &Overrides::default())?;
-            write!(out, "{}", config.effective.to_yaml()).map_err(io_error)
+            let yaml = config.effective.to_yaml();
+            writeln!(out, "{}", yaml.trim_end()).map_err(io_error)
         }
         Command::Run(args) => {
             let config = run_config(&args, env)?;

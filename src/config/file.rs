@@ -7,6 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::recording::{RecordingSection, SinkSection};
 use super::units::{ByteSize, HumanDuration};
 
 /// The whole driftwatch configuration. The empty file is valid: every key has a default.
@@ -25,6 +26,10 @@ pub struct ConfigFile {
     pub shutdown: ShutdownSection,
     /// The hand-off from the request path to the analysis worker.
     pub analysis: AnalysisSection,
+    /// What is recorded of each exchange, and how it is redacted.
+    pub recording: RecordingSection,
+    /// Where records go; none by default.
+    pub sinks: Vec<SinkSection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -99,6 +104,8 @@ impl Default for ConfigFile {
             limits: LimitsSection::default(),
             shutdown: ShutdownSection::default(),
             analysis: AnalysisSection::default(),
+            recording: RecordingSection::default(),
+            sinks: Vec::new(),
         }
     }
 }

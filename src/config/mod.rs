@@ -6,6 +6,7 @@
 //! validation, so an invalid override is reported with the key it overrides.
 
 pub mod file;
+pub mod recording;
 pub mod units;
 
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 
 pub use file::{ConfigFile, UpstreamProtocolName};
+pub use recording::{RecordingConfig, SinkConfig};
 
 /// A configuration problem. Every variant names the key it is about.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +35,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Key {
             key: key.into(),
             message: message.into(),
@@ -93,6 +95,7 @@ impl ConfigFile {
     pub fn redacted(&self) -> Self {
         let mut copy = self.clone();
         copy.upstream.url = redact_url_password(&copy.upstream.url);
+        copy.sinks = copy.sinks.iter().map(|sink| sink.redacted()).collect();
         copy
     }
 
@@ -107,7 +110,7 @@ impl ConfigFile {
     }
 }
 
-fn redact_url_password(url: &str) -> String {
+pub(crate) fn redact_url_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -131,6 +134,8 @@ pub struct Config {
     pub limits: Limits,
     pub shutdown: ShutdownConfig,
     pub analysis: AnalysisConfig,
+    pub recording: RecordingConfig,
+    pub sinks: Vec<SinkConfig>,
     /// The file as given (with overrides applied), secrets redacted, for display.
     pub effective: Arc<ConfigFile>,
 }
@@ -189,6 +194,16 @@ pub struct AnalysisConfig {
 }
 
 impl Config {
+    /// Bytes of each body captured for the analysis side: `recording.max_body_bytes` when
+    /// something consumes captures (a sink), else 0 so the request path does no capture work.
+    pub fn capture_limit(&self) -> usize {
+        if self.sinks.is_empty() {
+            0
+        } else {
+            self.recording.max_body_bytes
+        }
+    }
+
     /// Reads the file (if any), applies overrides, and validates.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
         let mut file = match path {
@@ -243,6 +258,8 @@ impl Config {
             limits,
             shutdown,
             analysis,
+            recording: recording::validate_recording(&file.recording)?,
+            sinks: recording::validate_sinks(&file.sinks)?,
             effective: Arc::new(file.redacted()),
         })
     }

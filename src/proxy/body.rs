@@ -53,6 +53,9 @@ impl Body for RequestBody {
             this.side
                 .bytes
                 .fetch_add(data.len() as u64, Ordering::Relaxed);
+            if let Ok(mut capture) = this.side.capture.lock() {
+                capture.push(data);
+            }
         }
         Poll::Ready(frame)
     }

@@ -2,8 +2,8 @@
 //! the bookkeeping done exactly once when it ends — however it ends (completed, failed, timed out,
 //! or dropped because the client went away).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -22,6 +22,8 @@ static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-statu
 #[derive(Default)]
 pub struct RequestSide {
     pub bytes: AtomicU64,
+    /// Uncontended: only the upstream connection task pushes, and `finish` takes it once.
+    pub capture: Mutex<Capture>,
 }
 
 pub struct Exchange {
@@ -61,13 +63,18 @@ impl Exchange {
             request_bytes: 0,
             response_bytes: 0,
             request_capture: Capture::default(),
-            response_capture: Capture::default(),
+            response_capture: shared.new_capture(),
+            exploration: None,
         };
+        let request_side = Arc::new(RequestSide {
+            bytes: AtomicU64::new(0),
+            capture: Mutex::new(shared.new_capture()),
+        });
         Self {
             shared,
             model,
             started: Instant::now(),
-            request_side: Arc::default(),
+            request_side,
             holds_in_flight: false,
             streamed: false,
             observation: Some(observation),
@@ -124,6 +131,7 @@ impl Exchange {
                 observation.timing.first_chunk = Some(self.started.elapsed());
             }
             observation.response_bytes += chunk.len() as u64;
+            observation.response_capture.push(chunk);
         }
     }
 
@@ -176,6 +184,13 @@ impl Exchange {
         observation.outcome = outcome;
         observation.timing.total = total;
         observation.request_bytes = self.request_side.bytes.load(Ordering::Acquire);
+        if let Ok(mut capture) = self.request_side.capture.lock() {
+            observation.request_capture = std::mem::take(&mut *capture);
+        }
+        self.shared.metrics.count_truncation(
+            observation.request_capture.truncation(),
+            observation.response_capture.truncation(),
+        );
         let code = observation
             .response
             .as_ref()

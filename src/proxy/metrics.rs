@@ -11,7 +11,7 @@ use http::Method;
 use metrics::{Counter, Gauge, Histogram, Unit};
 
 use super::error::{ProxyError, UpstreamErrorKind};
-use crate::tap::ModelName;
+use crate::tap::{ModelName, Truncation};
 use crate::telemetry::Registry;
 
 /// Most distinct `model` label values; protects Prometheus from a path scan.
@@ -34,6 +34,8 @@ const RESPONSE_SIZE: &str = "driftwatch_http_response_size_bytes";
 const UPSTREAM_ERRORS: &str = "driftwatch_upstream_errors_total";
 const PROXY_RESPONSES: &str = "driftwatch_proxy_responses_total";
 const BUILD_INFO: &str = "driftwatch_build_info";
+const BODY_TRUNCATED: &str = "driftwatch_body_truncated_total";
+const CAPTURE_BUDGET_EXHAUSTED: &str = "driftwatch_capture_budget_exhausted_total";
 
 pub struct ProxyMetrics {
     registry: Registry,
@@ -41,6 +43,9 @@ pub struct ProxyMetrics {
     upstream_errors: [Counter; 4],
     proxy_responses: [Counter; ProxyError::RESPONSES.len()],
     models: RwLock<HashMap<Box<str>, Arc<ModelMetrics>>>,
+    /// `[request, response]`.
+    truncated: [Counter; 2],
+    budget_exhausted: [Counter; 2],
 }
 
 /// Per-model handles; the request counters are created on first use of a (method, code) pair.
@@ -73,10 +78,26 @@ impl ProxyMetrics {
                 )
             }),
             models: RwLock::new(HashMap::new()),
+            truncated: ["request", "response"]
+                .map(|direction| registry.counter(BODY_TRUNCATED, &[("direction", direction)])),
+            budget_exhausted: ["request", "response"].map(|direction| {
+                registry.counter(CAPTURE_BUDGET_EXHAUSTED, &[("direction", direction)])
+            }),
         };
         // Present from the start, so dashboards show 0 rather than nothing.
         metrics.model(UNKNOWN_MODEL);
         metrics
+    }
+
+    /// Counts captures cut by the size limit or the budget, per direction.
+    pub fn count_truncation(&self, request: Truncation, response: Truncation) {
+        for (index, truncation) in [request, response].into_iter().enumerate() {
+            match truncation {
+                Truncation::None => {}
+                Truncation::SizeLimit => self.truncated[index].increment(1),
+                Truncation::Budget => self.budget_exhausted[index].increment(1),
+            }
+        }
     }
 
     pub fn upstream_error(&self, kind: UpstreamErrorKind) {

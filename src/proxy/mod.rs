@@ -42,7 +42,7 @@ use self::headers::{Upgrade, X_REQUEST_ID};
 use self::metrics::ProxyMetrics;
 use crate::config::Config;
 use crate::lifecycle::{Lifecycle, Phase};
-use crate::tap::Tap;
+use crate::tap::{Capture, CaptureBudget, Tap};
 use crate::telemetry::Registry;
 use crate::upstream::{self, Origin};
 
@@ -62,6 +62,9 @@ pub(crate) struct Shared {
     lifecycle: Lifecycle,
     metrics: ProxyMetrics,
     tap: Tap,
+    /// Per-direction body capture size; 0 when nothing consumes captures.
+    capture_limit: usize,
+    capture_budget: Arc<CaptureBudget>,
 }
 
 impl Proxy {
@@ -77,6 +80,8 @@ impl Proxy {
                 lifecycle,
                 metrics: ProxyMetrics::new(registry),
                 tap,
+                capture_limit: config.capture_limit(),
+                capture_budget: CaptureBudget::new(config.recording.capture_budget),
             }),
         }
     }
@@ -152,6 +157,10 @@ async fn handle(
 }
 
 impl Shared {
+    fn new_capture(&self) -> Capture {
+        Capture::new(self.capture_limit, Some(self.capture_budget.clone()))
+    }
+
     fn admit(
         &self,
         exchange: &mut Exchange,

@@ -8,11 +8,13 @@
 //! Everything that parses, computes statistics or writes records runs behind the tap, on the
 //! analysis worker thread ([`AnalysisWorker`]), never on the request path.
 
+mod capture;
 mod observation;
 mod worker;
 
+pub use capture::{CaptureBudget, Truncation};
 pub use observation::{Capture, Observation, Outcome, RequestHead, ResponseHead, Timing};
-pub use worker::{AnalysisWorker, Analyzer};
+pub use worker::{AnalysisWorker, Analyzer, Findings};
 
 use std::sync::Arc;
 

@@ -2,10 +2,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version};
 
 use super::ModelName;
+pub use super::capture::Capture;
 
 /// One exchange, built on the request path and consumed on the analysis path.
 #[derive(Debug, Clone)]
@@ -32,6 +32,8 @@ pub struct Observation {
     /// Captured body prefixes, filled when recording is configured.
     pub request_capture: Capture,
     pub response_capture: Capture,
+    /// The exploration decision, on exploration routes (the record's `exploration` field).
+    pub exploration: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,12 +85,4 @@ impl Outcome {
             Self::Rejected => "rejected",
         }
     }
-}
-
-/// A copy of the first bytes of a body, taken while it streamed.
-#[derive(Debug, Clone, Default)]
-pub struct Capture {
-    pub bytes: Bytes,
-    /// The body was longer than what was captured.
-    pub truncated: bool,
 }

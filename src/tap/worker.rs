@@ -10,9 +10,19 @@ use tokio::sync::mpsc;
 use super::{OBSERVATIONS_TOTAL, Observation};
 use crate::telemetry::Registry;
 
+/// What analyzers learned about one exchange, passed along the chain so later analyzers (the
+/// recorder comes last) can use it.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// The record's `monitor` field: rows, validation issues, outlier rows.
+    pub monitor: Option<serde_json::Value>,
+    /// The exchange holds at least one outlier row.
+    pub outlier: bool,
+}
+
 /// A consumer of observations on the analysis side.
 pub trait Analyzer: Send {
-    fn observe(&mut self, observation: &Observation);
+    fn observe(&mut self, observation: &Observation, findings: &mut Findings);
     /// Called once when the tap closes (shutdown), after the last observation.
     fn finish(&mut self) {}
 }
@@ -33,8 +43,9 @@ impl AnalysisWorker {
             .name("driftwatch-analysis".to_owned())
             .spawn(move || {
                 while let Some(observation) = receiver.blocking_recv() {
+                    let mut findings = Findings::default();
                     for analyzer in &mut analyzers {
-                        analyzer.observe(&observation);
+                        analyzer.observe(&observation, &mut findings);
                     }
                     processed.increment(1);
                 }

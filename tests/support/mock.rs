@@ -13,6 +13,7 @@
 //! | `/slow-body?ms=N` | head at once, body after N ms |
 //! | `/trailers` | a gRPC-like body followed by `grpc-status` trailers |
 //! | `/upgrade` | `101` to protocol `echo`, then echoes bytes |
+//! | `/consume` | reads the whole body streaming; answers `{"bytes": n, "fnv": hash}` |
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -149,6 +150,18 @@ async fn respond(state: Arc<State>, mut request: Request<Incoming>) -> Response<
             }
             response
         }
+        "/consume" => {
+            let mut body = request.into_body();
+            let mut bytes = 0u64;
+            let mut hash = FNV_OFFSET;
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame.unwrap().into_data() {
+                    bytes += data.len() as u64;
+                    hash = fnv(hash, &data);
+                }
+            }
+            Response::new(full(format!("{{\"bytes\":{bytes},\"fnv\":{hash}}}")))
+        }
         "/headers" => {
             let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (name, value) in request.headers() {
@@ -279,6 +292,15 @@ async fn respond(state: Arc<State>, mut request: Request<Incoming>) -> Response<
                 .unwrap()
         }
     }
+}
+
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `data`, continuing from `hash`.
+pub fn fnv(hash: u64, data: &[u8]) -> u64 {
+    data.iter().fold(hash, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// A TCP server that answers every connection with fixed bytes, then closes; for upstreams that

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use driftwatch::app::{Driftwatch, Listeners};
 use driftwatch::config::{Config, ConfigFile};
-use driftwatch::tap::{Analyzer, Observation};
+use driftwatch::tap::{Analyzer, Findings, Observation};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -36,7 +36,7 @@ pub struct Running {
 pub struct Observations(pub Arc<Mutex<Vec<Observation>>>);
 
 impl Analyzer for Observations {
-    fn observe(&mut self, observation: &Observation) {
+    fn observe(&mut self, observation: &Observation, _: &mut Findings) {
         self.0.lock().unwrap().push(observation.clone());
     }
 }
@@ -200,4 +200,37 @@ pub async fn closed_port() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     addr
+}
+
+/// Reads a JSON Lines file (missing file: empty).
+pub fn read_records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is a JSON record"))
+        .collect()
+}
+
+/// Waits (bounded, 10s) until the JSON Lines file holds at least `count` records.
+pub async fn wait_for_records(path: &std::path::Path, count: usize) -> Vec<serde_json::Value> {
+    for _ in 0..1000 {
+        let records = read_records(path);
+        if records.len() >= count {
+            return records;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    read_records(path)
+}
+
+/// A file sink on `path` recording every exchange.
+pub fn with_file_sink(mut file: ConfigFile, path: &std::path::Path) -> ConfigFile {
+    file.recording.sample_rate = 1.0;
+    file.sinks = vec![driftwatch::config::recording::SinkSection::File {
+        name: None,
+        path: path.to_string_lossy().into_owned(),
+        rotate: Default::default(),
+        queue: Default::default(),
+    }];
+    file
 }
