@@ -2,6 +2,7 @@
 //! clients (pooled HTTP/1, HTTP/2 prior knowledge, raw TCP for what clients libraries hide).
 #![allow(dead_code)]
 
+pub mod collector;
 pub mod mock;
 
 use std::net::SocketAddr;
@@ -233,4 +234,68 @@ pub fn with_file_sink(mut file: ConfigFile, path: &std::path::Path) -> ConfigFil
         queue: Default::default(),
     }];
     file
+}
+
+/// An HTTP sink to `url` recording every exchange, with a spool in `spool_dir` when given.
+pub fn with_http_sink(
+    mut file: ConfigFile,
+    url: &str,
+    format: driftwatch::config::recording::HttpFormat,
+    spool: Option<(&std::path::Path, u64)>,
+) -> ConfigFile {
+    use driftwatch::config::recording::{BatchSection, RetrySection, SinkSection, SpoolSection};
+    use driftwatch::config::units::{ByteSize, HumanDuration};
+    file.recording.sample_rate = 1.0;
+    file.sinks = vec![SinkSection::Http {
+        name: None,
+        url: url.to_owned(),
+        format,
+        batch: BatchSection {
+            max_records: 20,
+            max_delay: HumanDuration::from_millis(20),
+        },
+        queue: Default::default(),
+        retry: RetrySection {
+            initial: HumanDuration::from_millis(20),
+            max: HumanDuration::from_millis(200),
+        },
+        spool: spool.map(|(dir, max_bytes)| SpoolSection {
+            dir: dir.to_string_lossy().into_owned(),
+            max_bytes: ByteSize(max_bytes),
+        }),
+        timeout: HumanDuration::from_millis(500),
+        headers: Default::default(),
+        ca_file: None,
+    }];
+    file
+}
+
+/// Sends `count` sequential requests and returns their request ids in order.
+pub async fn send_requests(proxy: &Running, path: &str, count: usize) -> Vec<String> {
+    let client = http1_client();
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        let response = client.request(get(&proxy.url(path))).await.unwrap();
+        ids.push(
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+        body_bytes(response).await;
+    }
+    ids
+}
+
+/// Polls `/metrics` (bounded, 10s) until `series` reaches `at_least`; returns its last value.
+pub async fn wait_for_metric(proxy: &Running, series: &str, at_least: f64) -> f64 {
+    let mut value = 0.0;
+    for _ in 0..500 {
+        value = metric_value(&proxy.metrics().await, series);
+        if value >= at_least {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    value
 }
