@@ -129,7 +129,6 @@ fn padded_json(document: impl Fn(&str) -> String) -> Bytes {
 }
 
 fn main() {
-    LazyLock::force(&T0);
     let knobs = Knobs::from_env().unwrap_or_else(|message| {
         eprintln!("load: {message}");
         std::process::exit(2);
@@ -1137,19 +1136,7 @@ async fn open_worker(
         // waited for the harness's own timer slack: count from the actual send.
         let start = if free_since <= due { sent } else { due };
         match exchange(ready, &endpoint).await {
-            Ok(()) => {
-                let l = start.elapsed();
-                if l > Duration::from_millis(20) {
-                    eprintln!(
-                        "SLOW {} at {:.3}s {:?} waited={}",
-                        endpoint.addr,
-                        (start - *T0).as_secs_f64(),
-                        l,
-                        free_since > due
-                    );
-                }
-                sample.record(l)
-            }
+            Ok(()) => sample.record(start.elapsed()),
             Err(error) => {
                 sample.fail(error);
                 sender = None;
@@ -1158,7 +1145,6 @@ async fn open_worker(
     }
     sample
 }
-static T0: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 // ---------------------------------------------------------------------------------------------
 // Report

@@ -622,16 +622,16 @@ pub fn validate_sinks(sinks: &[SinkSection]) -> Result<Vec<SinkConfig>, ConfigEr
     }
     let mut spool_dirs: Vec<&PathBuf> = Vec::new();
     for (index, sink) in validated.iter().enumerate() {
-        if let SinkKind::Http { delivery, .. } | SinkKind::Kafka { delivery, .. } = &sink.kind {
-            if let Some((dir, _)) = &delivery.spool {
-                if spool_dirs.contains(&dir) {
-                    return Err(ConfigError::key(
-                        format!("sinks[{index}].spool.dir"),
-                        "each sink needs its own spool directory",
-                    ));
-                }
-                spool_dirs.push(dir);
+        if let SinkKind::Http { delivery, .. } | SinkKind::Kafka { delivery, .. } = &sink.kind
+            && let Some((dir, _)) = &delivery.spool
+        {
+            if spool_dirs.contains(&dir) {
+                return Err(ConfigError::key(
+                    format!("sinks[{index}].spool.dir"),
+                    "each sink needs its own spool directory",
+                ));
             }
+            spool_dirs.push(dir);
         }
     }
     Ok(validated)

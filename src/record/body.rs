@@ -30,11 +30,12 @@ impl Encoding {
 /// UTF-8 (a truncated body is cut back to a character boundary) and base64 otherwise.
 pub fn encode(capture: &Capture, redactor: &Redactor) -> (Value, Encoding) {
     let bytes = capture.to_bytes();
-    if !capture.truncated() && looks_like_json(&bytes) {
-        if let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) {
-            redactor.redact(&mut value);
-            return (value, Encoding::Json);
-        }
+    if !capture.truncated()
+        && looks_like_json(&bytes)
+        && let Ok(mut value) = serde_json::from_slice::<Value>(&bytes)
+    {
+        redactor.redact(&mut value);
+        return (value, Encoding::Json);
     }
     let text = match std::str::from_utf8(&bytes) {
         Ok(text) => Some(text),

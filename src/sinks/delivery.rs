@@ -147,10 +147,10 @@ impl<D: Destination> Driver<D> {
             };
             self.deliver_fresh(batch).await;
         }
-        if let Some(spool) = &mut self.spool {
-            if let Err(error) = spool.sync() {
-                tracing::warn!(%error, "cannot sync the spool at shutdown");
-            }
+        if let Some(spool) = &mut self.spool
+            && let Err(error) = spool.sync()
+        {
+            tracing::warn!(%error, "cannot sync the spool at shutdown");
         }
         self.update_spool_gauge();
     }

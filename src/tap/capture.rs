@@ -89,13 +89,13 @@ impl Capture {
             return;
         }
         let take = room.min(chunk.len());
-        if let Some(budget) = &self.budget {
-            if !budget.try_reserve(take) {
-                self.mark(Truncation::Budget);
-                // Stop capturing this body: a later, smaller chunk must not leave a hole.
-                self.limit = self.len;
-                return;
-            }
+        if let Some(budget) = &self.budget
+            && !budget.try_reserve(take)
+        {
+            self.mark(Truncation::Budget);
+            // Stop capturing this body: a later, smaller chunk must not leave a hole.
+            self.limit = self.len;
+            return;
         }
         self.chunks.push(chunk.slice(..take));
         self.len += take;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod collector;
+pub mod kafka;
 pub mod mock;
 
 use std::net::SocketAddr;
@@ -298,4 +299,36 @@ pub async fn wait_for_metric(proxy: &Running, series: &str, at_least: f64) -> f6
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     value
+}
+
+/// A Kafka sink to `brokers`/`topic` recording every exchange, with a spool when given.
+pub fn with_kafka_sink(
+    mut file: ConfigFile,
+    broker: SocketAddr,
+    topic: &str,
+    spool: Option<&std::path::Path>,
+) -> ConfigFile {
+    use driftwatch::config::recording::{BatchSection, RetrySection, SinkSection, SpoolSection};
+    use driftwatch::config::units::{ByteSize, HumanDuration};
+    file.recording.sample_rate = 1.0;
+    file.sinks = vec![SinkSection::Kafka {
+        name: None,
+        brokers: vec![broker.to_string()],
+        topic: topic.to_owned(),
+        batch: BatchSection {
+            max_records: 20,
+            max_delay: HumanDuration::from_millis(20),
+        },
+        queue: Default::default(),
+        retry: RetrySection {
+            initial: HumanDuration::from_millis(50),
+            max: HumanDuration::from_millis(500),
+        },
+        spool: spool.map(|dir| SpoolSection {
+            dir: dir.to_string_lossy().into_owned(),
+            max_bytes: ByteSize(16 << 20),
+        }),
+        timeout: HumanDuration::from_secs(2),
+    }];
+    file
 }
