@@ -164,4 +164,11 @@ fn demo_runs_traffic_through_driftwatch_and_reports() {
         "every request went through driftwatch: {stdout}"
     );
     assert!(stdout.contains("errors=0"), "{stdout}");
+    let records = stdout
+        .lines()
+        .find(|l| l.contains("records:"))
+        .expect("records line");
+    let delivered: u64 = records.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(delivered > 0, "{records}");
+    assert!(records.contains("0 dropped"), "{records}");
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use self::traffic::{Generator, TrafficStats};
 use crate::app::{Driftwatch, Listeners};
 use crate::cli::CliError;
+use crate::config::recording::SinkSection;
 use crate::config::units::HumanDuration;
 use crate::config::{Config, ConfigFile};
 
@@ -55,6 +56,14 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
     file.admin.listen = options.admin_listen.clone();
     file.upstream.url = format!("http://{model_addr}");
     file.shutdown.delay = HumanDuration::from_secs(0);
+    let records_dir = std::env::temp_dir().join(format!("driftwatch-demo-{}", std::process::id()));
+    let records_path = records_dir.join("records.jsonl");
+    file.sinks = vec![SinkSection::File {
+        name: None,
+        path: records_path.to_string_lossy().into_owned(),
+        rotate: Default::default(),
+        queue: Default::default(),
+    }];
     file.shutdown.grace = HumanDuration::from_secs(5);
     let config = Config::from_file(file)?;
     let listeners = Listeners::bind(&config)
@@ -90,6 +99,12 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
     writeln!(out, "  metrics       http://{admin_addr}/metrics").map_err(io)?;
     writeln!(out, "  readiness     http://{admin_addr}/readyz").map_err(io)?;
     writeln!(out, "  config        http://{admin_addr}/api/v1/config").map_err(io)?;
+    writeln!(
+        out,
+        "  records       {} (10% sampled, errors and slow always)",
+        records_path.display()
+    )
+    .map_err(io)?;
     writeln!(
         out,
         "  traffic       {} req/s for {}; input shift ({}) at {}",
@@ -139,12 +154,15 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
             } else {
                 "reference"
             };
+            let records = RecordCounts::read(&registry.render());
             format!(
-                "[{:>4}s] requests={} rps={} p50={p50:.2}ms p99={p99:.2}ms errors={} inputs={phase}",
+                "[{:>4}s] requests={} rps={} p50={p50:.2}ms p99={p99:.2}ms errors={} records={} dropped={} inputs={phase}",
                 started.elapsed().as_secs(),
                 stats.requests,
                 rps,
                 stats.errors,
+                records.delivered,
+                records.dropped,
             )
         };
         writeln!(out, "{line}").map_err(io)?;
@@ -155,6 +173,8 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
     let counted = sum_metric(&registry.render(), "driftwatch_http_requests_total");
     let _ = stop.send(());
     let _ = instance.await;
+    // After shutdown the sinks have flushed: these are the final counts.
+    let records = RecordCounts::read(&registry.render());
     model_server.abort();
 
     let stats = stats.lock().expect("stats lock");
@@ -171,7 +191,59 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
         "  driftwatch counted {counted} exchanges (driftwatch_http_requests_total)"
     )
     .map_err(io)?;
+    writeln!(
+        out,
+        "  records: {} delivered to {}, {} dropped ({})",
+        records.delivered,
+        records_path.display(),
+        records.dropped,
+        if records.dropped == 0 {
+            "none".to_owned()
+        } else {
+            records.reasons.join(", ")
+        }
+    )
+    .map_err(io)?;
     Ok(())
+}
+
+/// Record outcomes summed over sinks, from an exposition.
+struct RecordCounts {
+    delivered: u64,
+    dropped: u64,
+    reasons: Vec<String>,
+}
+
+impl RecordCounts {
+    fn read(exposition: &str) -> Self {
+        let mut counts = Self {
+            delivered: 0,
+            dropped: 0,
+            reasons: Vec::new(),
+        };
+        for outcome in [
+            "delivered",
+            "dropped_queue_full",
+            "dropped_spool_full",
+            "failed",
+        ] {
+            let needle = format!("outcome=\"{outcome}\"}}");
+            let value = exposition
+                .lines()
+                .filter(|line| {
+                    line.starts_with("driftwatch_records_total{") && line.contains(&needle)
+                })
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64;
+            if outcome == "delivered" {
+                counts.delivered = value;
+            } else if value > 0 {
+                counts.dropped += value;
+                counts.reasons.push(format!("{outcome}={value}"));
+            }
+        }
+        counts
+    }
 }
 
 /// The sum of every series of a counter in a Prometheus text exposition.
