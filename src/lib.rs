@@ -16,6 +16,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod extract;
 pub mod lifecycle;
 pub mod monitor;
 pub mod proxy;

@@ -7,6 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::monitoring::{ModelSection, MonitoringSection};
 use super::recording::{RecordingSection, SinkSection};
 use super::units::{ByteSize, HumanDuration};
 
@@ -30,6 +31,10 @@ pub struct ConfigFile {
     pub recording: RecordingSection,
     /// Where records go; none by default.
     pub sinks: Vec<SinkSection>,
+    /// Models whose payloads need configuration; auto-detection works without.
+    pub models: Vec<ModelSection>,
+    /// Drift, validation and outlier detection.
+    pub monitoring: MonitoringSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -106,6 +111,8 @@ impl Default for ConfigFile {
             analysis: AnalysisSection::default(),
             recording: RecordingSection::default(),
             sinks: Vec::new(),
+            models: Vec::new(),
+            monitoring: MonitoringSection::default(),
         }
     }
 }

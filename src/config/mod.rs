@@ -6,6 +6,7 @@
 //! validation, so an invalid override is reported with the key it overrides.
 
 pub mod file;
+pub mod monitoring;
 pub mod recording;
 pub mod units;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 
 pub use file::{ConfigFile, UpstreamProtocolName};
+pub use monitoring::{ModelSpec, MonitoringConfig};
 pub use recording::{RecordingConfig, SinkConfig};
 
 /// A configuration problem. Every variant names the key it is about.
@@ -136,6 +138,8 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     pub recording: RecordingConfig,
     pub sinks: Vec<SinkConfig>,
+    pub models: Vec<ModelSpec>,
+    pub monitoring: MonitoringConfig,
     /// The file as given (with overrides applied), secrets redacted, for display.
     pub effective: Arc<ConfigFile>,
 }
@@ -195,9 +199,10 @@ pub struct AnalysisConfig {
 
 impl Config {
     /// Bytes of each body captured for the analysis side: `recording.max_body_bytes` when
-    /// something consumes captures (a sink), else 0 so the request path does no capture work.
+    /// something consumes captures (a sink, or monitoring), else 0 so the request path does no
+    /// capture work.
     pub fn capture_limit(&self) -> usize {
-        if self.sinks.is_empty() {
+        if self.sinks.is_empty() && !self.monitoring.enabled {
             0
         } else {
             self.recording.max_body_bytes
@@ -260,6 +265,8 @@ impl Config {
             analysis,
             recording: recording::validate_recording(&file.recording)?,
             sinks: recording::validate_sinks(&file.sinks)?,
+            models: monitoring::validate_models(&file.models)?,
+            monitoring: monitoring::validate_monitoring(&file.monitoring)?,
             effective: Arc::new(file.redacted()),
         })
     }
