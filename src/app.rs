@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::lifecycle::{Lifecycle, Phase};
+use crate::monitor::{Models, Monitor};
 use crate::proxy::Proxy;
 use crate::record::Recorder;
 use crate::server;
@@ -39,6 +40,8 @@ pub enum AppError {
     Admin(std::io::Error),
     #[error("cannot start the record sinks: {0}")]
     Sinks(#[from] crate::sinks::SinkError),
+    #[error("cannot start monitoring: {0}")]
+    Monitor(#[from] crate::monitor::router::MonitorError),
 }
 
 /// The two sockets an instance serves.
@@ -118,6 +121,15 @@ impl Driftwatch {
             registry,
             mut analyzers,
         } = self;
+        let models = Monitor::shared(Models::new(
+            config.monitoring.clone(),
+            config.models.clone(),
+            &registry,
+            false,
+        )?);
+        if config.monitoring.enabled {
+            analyzers.push(Box::new(Monitor::new(models.clone())));
+        }
         // The recorder comes last: it records what the other analyzers found.
         if !config.sinks.is_empty() {
             let sinks = SinkSet::start(&config.sinks, &registry)?;
@@ -152,6 +164,7 @@ impl Driftwatch {
                 registry: registry.clone(),
                 lifecycle: lifecycle.clone(),
                 readiness: ReadinessProbe::new(&config.upstream),
+                models,
             },
             async move {
                 let _ = admin_stopped.await;

@@ -15,6 +15,8 @@ use driftwatch::monitor::detectors::{
 use serde::Deserialize;
 use serde_json::Value;
 
+/// The port reproduces River's checkpoint values bit for bit; the tolerance only absorbs
+/// serde_json's default float parsing, which can be one ulp off.
 const CHECKPOINT_RELATIVE_TOLERANCE: f64 = 1e-9;
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +113,22 @@ fn detector_for(run: &Run) -> Box<dyn ChangeDetector> {
     }
 }
 
+fn adwin_for(run: &Run) -> Adwin {
+    let mut config = AdwinConfig::default();
+    for (key, value) in &run.params {
+        let small = || u32::try_from(integer(run, key, value)).expect("fits in u32");
+        match key.as_str() {
+            "delta" => config.delta = number(run, key, value),
+            "clock" => config.clock = small(),
+            "max_buckets" => config.max_buckets = small() as usize,
+            "min_window_length" => config.min_window_length = small(),
+            "grace_period" => config.grace_period = small(),
+            other => panic!("{}: unknown ADWIN parameter {other}", run.name),
+        }
+    }
+    Adwin::new(config).expect("valid ADWIN parameters")
+}
+
 fn ddm_for(run: &Run) -> Ddm {
     let mut config = DdmConfig::default();
     for (key, value) in &run.params {
@@ -193,22 +211,6 @@ fn replay(values: &[f64], run: &Run) -> Vec<String> {
         ));
     }
     problems
-}
-
-fn adwin_for(run: &Run) -> Adwin {
-    let mut config = AdwinConfig::default();
-    for (key, value) in &run.params {
-        let small = || u32::try_from(integer(run, key, value)).expect("fits in u32");
-        match key.as_str() {
-            "delta" => config.delta = number(run, key, value),
-            "clock" => config.clock = small(),
-            "max_buckets" => config.max_buckets = small() as usize,
-            "min_window_length" => config.min_window_length = small(),
-            "grace_period" => config.grace_period = small(),
-            other => panic!("{}: unknown ADWIN parameter {other}", run.name),
-        }
-    }
-    Adwin::new(config).expect("valid ADWIN parameters")
 }
 
 /// Every run of one stream; `expected_detectors` guards against a fixture losing its runs.

@@ -13,8 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+mod api;
+pub mod auth;
+
 use crate::config::Config;
 use crate::lifecycle::{Lifecycle, Phase};
+use crate::monitor::SharedModels;
 use crate::telemetry::Registry;
 use crate::upstream::ReadinessProbe;
 
@@ -25,6 +29,7 @@ pub struct AdminState {
     pub registry: Registry,
     pub lifecycle: Lifecycle,
     pub readiness: ReadinessProbe,
+    pub models: SharedModels,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -33,6 +38,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/config", get(config))
+        .route("/api/v1/models", get(api::models))
+        .route("/api/v1/drift", get(api::drift))
+        .route(
+            "/api/v1/reference/{model}",
+            get(api::get_reference).put(api::put_reference),
+        )
         .with_state(state)
 }
 

@@ -177,6 +177,7 @@ pub fn execute(
             let config = run_config(&args, env)?;
             init_logging(&args.log, env)?;
             runtime()?.block_on(async move {
+                let shutdown = shutdown_signal();
                 let listeners = Listeners::bind(&config)
                     .await
                     .map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -187,7 +188,7 @@ pub fn execute(
                     "driftwatch {} listening", env!("CARGO_PKG_VERSION")
                 );
                 Driftwatch::new(config)
-                    .run(listeners, shutdown_signal())
+                    .run(listeners, shutdown)
                     .await
                     .map_err(|e| CliError::Runtime(e.to_string()))
             })
@@ -292,22 +293,28 @@ fn io_error(error: std::io::Error) -> CliError {
     CliError::Runtime(error.to_string())
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (not when the
+/// future is first polled), so a signal that arrives during start-up is not lost.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
+        use tokio::signal::unix::{SignalKind, signal};
         let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing a SIGTERM handler succeeds on unix");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+            signal(SignalKind::terminate()).expect("installing a SIGTERM handler succeeds on unix");
+        let mut interrupt =
+            signal(SignalKind::interrupt()).expect("installing a SIGINT handler succeeds on unix");
+        async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -334,8 +334,13 @@ pub struct MonitoringConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum WindowConfig {
-    Tumbling { rows: usize },
-    Sliding { duration: std::time::Duration, slots: usize },
+    Tumbling {
+        rows: usize,
+    },
+    Sliding {
+        duration: std::time::Duration,
+        slots: usize,
+    },
 }
 
 pub fn validate_models(models: &[ModelSection]) -> Result<Vec<ModelSpec>, ConfigError> {
@@ -343,20 +348,28 @@ pub fn validate_models(models: &[ModelSection]) -> Result<Vec<ModelSpec>, Config
     for (index, model) in models.iter().enumerate() {
         let key = |field: &str| format!("models[{index}].{field}");
         if model.name.is_empty() || model.name.len() > 128 {
-            return Err(ConfigError::key(key("name"), "expected a name of 1 to 128 characters"));
+            return Err(ConfigError::key(
+                key("name"),
+                "expected a name of 1 to 128 characters",
+            ));
         }
         if specs.iter().any(|s| s.name == model.name) {
-            return Err(ConfigError::key(key("name"), format!("model {:?} is configured twice", model.name)));
+            return Err(ConfigError::key(
+                key("name"),
+                format!("model {:?} is configured twice", model.name),
+            ));
         }
-        if let Some(prefix) = &model.match_.path_prefix {
-            if !prefix.starts_with('/') {
-                return Err(ConfigError::key(
-                    key("match.path_prefix"),
-                    format!("expected a path starting with /, got {prefix:?}"),
-                ));
-            }
+        if let Some(prefix) = &model.match_.path_prefix
+            && !prefix.starts_with('/')
+        {
+            return Err(ConfigError::key(
+                key("match.path_prefix"),
+                format!("expected a path starting with /, got {prefix:?}"),
+            ));
         }
-        let pointers = |field: &str, map: &BTreeMap<String, String>| -> Result<Vec<(String, String)>, ConfigError> {
+        let pointers = |field: &str,
+                        map: &BTreeMap<String, String>|
+         -> Result<Vec<(String, String)>, ConfigError> {
             map.iter()
                 .map(|(column, pointer)| {
                     if pointer.is_empty() || pointer.starts_with('/') {
@@ -402,12 +415,19 @@ pub fn validate_models(models: &[ModelSection]) -> Result<Vec<ModelSpec>, Config
 }
 
 pub fn validate_monitoring(section: &MonitoringSection) -> Result<MonitoringConfig, ConfigError> {
-    let window = match (&section.window.samples, &section.window.duration, &section.window.slots) {
+    let window = match (
+        &section.window.samples,
+        &section.window.duration,
+        &section.window.slots,
+    ) {
         (Some(rows), None, None) if *rows > 0 => WindowConfig::Tumbling { rows: *rows },
         (None, Some(duration), slots) if !duration.0.is_zero() => {
             let slots = slots.unwrap_or(12);
             if slots == 0 || slots > 1440 {
-                return Err(ConfigError::key("monitoring.window.slots", "expected 1 to 1440 slots"));
+                return Err(ConfigError::key(
+                    "monitoring.window.slots",
+                    "expected 1 to 1440 slots",
+                ));
             }
             WindowConfig::Sliding {
                 duration: duration.0,
@@ -429,24 +449,39 @@ pub fn validate_monitoring(section: &MonitoringSection) -> Result<MonitoringConf
         ));
     }
     let categorical = section.categorical.statistic;
-    if !matches!(categorical, StatisticName::Psi | StatisticName::Js | StatisticName::Chi2P) {
+    if !matches!(
+        categorical,
+        StatisticName::Psi | StatisticName::Js | StatisticName::Chi2P
+    ) {
         return Err(ConfigError::key(
             "monitoring.categorical.statistic",
             "expected psi, js or chi2_p",
         ));
     }
     if !(2..=100).contains(&section.numeric.bins) {
-        return Err(ConfigError::key("monitoring.numeric.bins", "expected 2 to 100 bins"));
+        return Err(ConfigError::key(
+            "monitoring.numeric.bins",
+            "expected 2 to 100 bins",
+        ));
     }
     if !(1..=1000).contains(&section.categorical.top_k) {
-        return Err(ConfigError::key("monitoring.categorical.top_k", "expected 1 to 1000"));
+        return Err(ConfigError::key(
+            "monitoring.categorical.top_k",
+            "expected 1 to 1000",
+        ));
     }
     if !(0.0..=1.0).contains(&section.dataset_drift_share) {
-        return Err(ConfigError::key("monitoring.dataset_drift_share", "expected a share from 0 to 1"));
+        return Err(ConfigError::key(
+            "monitoring.dataset_drift_share",
+            "expected a share from 0 to 1",
+        ));
     }
     for (key, threshold) in [
         ("monitoring.numeric.threshold", section.numeric.threshold),
-        ("monitoring.categorical.threshold", section.categorical.threshold),
+        (
+            "monitoring.categorical.threshold",
+            section.categorical.threshold,
+        ),
         ("monitoring.outliers.threshold", section.outliers.threshold),
     ] {
         if !threshold.is_finite() || threshold <= 0.0 {
@@ -454,8 +489,13 @@ pub fn validate_monitoring(section: &MonitoringSection) -> Result<MonitoringConf
         }
     }
     for (index, detector) in section.change_detectors.iter().enumerate() {
-        let valid = matches!(detector.signal.as_str(), "prediction_mean" | "latency" | "error_rate")
-            || detector.signal.strip_prefix("column:").is_some_and(|c| !c.is_empty());
+        let valid = matches!(
+            detector.signal.as_str(),
+            "prediction_mean" | "latency" | "error_rate"
+        ) || detector
+            .signal
+            .strip_prefix("column:")
+            .is_some_and(|c| !c.is_empty());
         if !valid {
             return Err(ConfigError::key(
                 format!("monitoring.change_detectors[{index}].signal"),
@@ -467,7 +507,10 @@ pub fn validate_monitoring(section: &MonitoringSection) -> Result<MonitoringConf
         }
     }
     if section.max_columns == 0 || section.max_models == 0 {
-        return Err(ConfigError::key("monitoring.max_columns", "expected positive limits"));
+        return Err(ConfigError::key(
+            "monitoring.max_columns",
+            "expected positive limits",
+        ));
     }
     Ok(MonitoringConfig {
         enabled: section.enabled,

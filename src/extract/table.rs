@@ -3,7 +3,9 @@
 use std::fmt;
 
 /// Which side of the model a column is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Input,
@@ -94,4 +96,7 @@ pub struct Extraction {
     /// The payload contradicts itself: a tensor's data does not fill its shape, columns of
     /// different lengths, or as many output rows as input rows were not returned.
     pub shape_mismatch: bool,
+    /// Why the response gave no output rows although there was one (truncated, not JSON, an
+    /// unreadable shape); the inputs are still good. Counted like a request's error.
+    pub response_error: Option<super::ExtractError>,
 }

@@ -306,8 +306,8 @@ pub struct AdwinConfig {
     pub delta: f64,
     /// The cut test runs on every `clock`-th observation (River: 32); it is the expensive step.
     pub clock: u32,
-    /// Buckets of each size kept before two are merged (River: 5); more means a finer window
-    /// and more memory.
+    /// Buckets of each size kept before two are merged (River: 5, at least 2 here); more means a
+    /// finer window and more memory.
     pub max_buckets: usize,
     /// Minimum length of each sub-window in a cut (River: 5).
     pub min_window_length: u32,
@@ -370,12 +370,14 @@ impl Adwin {
             config.clock >= 1,
             "an integer >= 1",
         )?;
+        // With a single bucket per row, merging empties rows and River's implementation then
+        // reads and removes buckets that do not exist.
         check(
             NAME,
             "max_buckets",
             config.max_buckets as f64,
-            config.max_buckets >= 1,
-            "an integer >= 1",
+            config.max_buckets >= 2,
+            "an integer >= 2",
         )?;
         Ok(Self::with_valid_config(config))
     }
@@ -543,14 +545,16 @@ impl AdaptiveWindow {
         }
     }
 
-    /// Drops the oldest bucket and takes its values out of the window statistics.
-    fn drop_oldest_bucket(&mut self) {
-        let Some(oldest_row) = self.rows.len().checked_sub(1) else {
-            return;
-        };
-        if self.rows[oldest_row].is_empty() {
-            return;
+    /// Drops the oldest bucket and takes its values out of the window statistics; `false` when
+    /// the window is empty.
+    fn drop_oldest_bucket(&mut self) -> bool {
+        // With max_buckets >= 2 no row is ever empty; the guard keeps this total regardless.
+        while self.rows.last().is_some_and(Vec::is_empty) {
+            self.rows.pop();
         }
+        let Some(oldest_row) = self.rows.len().checked_sub(1) else {
+            return false;
+        };
         let bucket = self.rows[oldest_row].remove(0);
         let size = bucket_size(oldest_row);
         let bucket_mean = bucket.total / size;
@@ -565,6 +569,7 @@ impl AdaptiveWindow {
         if self.rows[oldest_row].is_empty() {
             self.rows.pop();
         }
+        true
     }
 
     /// Runs the cut test when the clock says so; drops old buckets while a cut holds.
@@ -576,12 +581,17 @@ impl AdaptiveWindow {
         let mut detected = false;
         while self.has_significant_cut() {
             detected = true;
-            self.drop_oldest_bucket();
+            if !self.drop_oldest_bucket() {
+                break;
+            }
         }
         detected
     }
 
     /// Tries every bucket boundary as a split into older W₀ and newer W₁, oldest first.
+    ///
+    /// Every bucket of every row is a candidate, as in River 0.26 (`rust_src/adwin.rs`); the
+    /// older Cython `adwin_c.pyx` skipped the newest bucket of each row and detects later.
     fn has_significant_cut(&self) -> bool {
         let (mut older_width, mut older_total) = (0.0, 0.0);
         let (mut newer_width, mut newer_total) = (self.width, self.total);
@@ -615,10 +625,6 @@ impl AdaptiveWindow {
         let epsilon = (2.0 * harmonic * (self.variance / self.width) * delta_prime).sqrt()
             + 2.0 / 3.0 * delta_prime * harmonic;
         mean_difference.abs() > epsilon
-    }
-
-    fn bucket_count(&self) -> usize {
-        self.rows.iter().map(Vec::len).sum()
     }
 }
 
@@ -975,7 +981,7 @@ mod tests {
         );
         let max_rows = ((width - 1.0) / 5.0 + 1.0).log2().floor() as usize + 1;
         assert!(window.rows.len() <= max_rows, "{} rows", window.rows.len());
-        assert!(window.bucket_count() <= 5 * window.rows.len());
+        assert!(window.rows.iter().all(|row| (1..=5).contains(&row.len())));
         let summarised: f64 = window
             .rows
             .iter()
@@ -987,22 +993,23 @@ mod tests {
 
     #[test]
     fn ddm_warns_before_drift_and_a_drift_clears_the_warning() {
+        // One error in ten, then one in two: River warns from 1021 to 1044 and drifts at 1045.
+        let errors = (0..3_000).map(|i| if i < 1_000 { i % 10 == 9 } else { i % 2 == 1 });
         let mut ddm = Ddm::default();
-        let mut warned_at = None;
+        let mut warnings = Vec::new();
         let mut drifted_at = None;
-        for (index, u) in uniform_stream(21, 3_000).into_iter().enumerate() {
-            let error_probability = if index < 1_000 { 0.1 } else { 0.5 };
-            if ddm.update_error(u < error_probability) {
-                assert!(!ddm.warning_detected());
+        for (index, is_error) in errors.enumerate() {
+            if ddm.update_error(is_error) {
+                assert!(!ddm.warning_detected(), "a drift clears the warning");
                 drifted_at = Some(index);
                 break;
             }
-            if ddm.warning_detected() && warned_at.is_none() {
-                warned_at = Some(index);
+            if ddm.warning_detected() {
+                warnings.push(index);
             }
         }
-        let (warned_at, drifted_at) = (warned_at.unwrap(), drifted_at.unwrap());
-        assert!(1_000 <= warned_at && warned_at <= drifted_at && drifted_at < 1_200);
+        assert_eq!(drifted_at, Some(1_045));
+        assert_eq!(warnings, (1_021..1_045).collect::<Vec<_>>());
         assert!(!ddm.update_error(false));
         assert!(!ddm.drift_detected());
         assert_eq!(ddm.error_rate(), 0.0, "reset before the new observation");
@@ -1010,6 +1017,7 @@ mod tests {
             !ddm.update(2.0) && !ddm.update(-0.5),
             "outside [0, 1] is ignored"
         );
+        assert_eq!(ddm.error_rate(), 0.0);
     }
 
     #[test]
@@ -1022,7 +1030,7 @@ mod tests {
         assert_eq!(error.parameter, "clock");
         assert!(
             Adwin::new(AdwinConfig {
-                max_buckets: 0,
+                max_buckets: 1,
                 ..AdwinConfig::default()
             })
             .is_err()
@@ -1051,16 +1059,22 @@ mod tests {
     }
 
     #[test]
-    fn adwin_with_one_bucket_per_row_works() {
+    fn adwin_smallest_configuration_works() {
         let mut adwin = Adwin::new(AdwinConfig {
-            max_buckets: 1,
+            max_buckets: 2,
             min_window_length: 0,
+            grace_period: 0,
             clock: 1,
             ..AdwinConfig::default()
         })
         .unwrap();
         let mut values = uniform_stream(4, 3_000);
         values.extend(uniform_stream(5, 3_000).iter().map(|u| u + 3.0));
-        assert!(!detection_indices(&mut adwin, &values).is_empty());
+        let detections = detection_indices(&mut adwin, &values);
+        assert!(
+            detections.iter().any(|&index| index >= 3_000),
+            "{detections:?}"
+        );
+        assert!(adwin.window.rows.iter().all(|row| !row.is_empty()));
     }
 }

@@ -1,0 +1,131 @@
+//! The JSON API of monitoring: `/api/v1/models`, `/api/v1/drift`, `/api/v1/reference/{model}`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AdminState;
+use super::auth;
+use crate::monitor::model::ModelMonitor;
+use crate::monitor::reference::Profile;
+
+pub async fn models(State(state): State<AdminState>) -> Response {
+    let Ok(models) = state.models.lock() else {
+        return unavailable();
+    };
+    let list: Vec<Value> = models.monitors().map(model_summary).collect();
+    Json(json!({"models": list})).into_response()
+}
+
+fn model_summary(monitor: &ModelMonitor) -> Value {
+    let reference = match (monitor.profile(), monitor.learning_progress()) {
+        (Some(profile), _) => {
+            json!({"state": "ready", "source": profile.source, "rows": profile.rows})
+        }
+        (None, Some((rows, target))) => {
+            json!({"state": "learning", "rows": rows, "target": target})
+        }
+        (None, None) => Value::Null,
+    };
+    let columns: Vec<Value> = monitor
+        .profile()
+        .map(|profile| {
+            profile
+                .columns
+                .iter()
+                .map(|c| json!({"name": c.name, "role": c.role, "kind": c.kind}))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "name": monitor.name(),
+        "protocol": monitor.protocol,
+        "configured": monitor.spec().path_prefix.is_some() || monitor.spec().reference.is_some() || !monitor.spec().input_names.is_empty(),
+        "requests": monitor.requests,
+        "rows": monitor.rows,
+        "reference": reference,
+        "columns": columns,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct DriftQuery {
+    model: Option<String>,
+}
+
+pub async fn drift(State(state): State<AdminState>, Query(query): Query<DriftQuery>) -> Response {
+    let Ok(models) = state.models.lock() else {
+        return unavailable();
+    };
+    let report = |monitor: &ModelMonitor| {
+        json!({
+            "model": monitor.name(),
+            "last_window": monitor.last_report(),
+            "open_window": monitor.report(false),
+            "change_points": monitor.change_points,
+        })
+    };
+    match query.model {
+        Some(name) => match models.get(&name) {
+            Some(monitor) => Json(report(monitor)).into_response(),
+            None => not_found(&name),
+        },
+        None => Json(json!({"models": models.monitors().map(report).collect::<Vec<_>>()}))
+            .into_response(),
+    }
+}
+
+pub async fn get_reference(State(state): State<AdminState>, Path(model): Path<String>) -> Response {
+    let Ok(models) = state.models.lock() else {
+        return unavailable();
+    };
+    match models.get(&model).and_then(|m| m.profile()) {
+        Some(profile) => Json(&**profile).into_response(),
+        None => not_found(&model),
+    }
+}
+
+pub async fn put_reference(
+    State(state): State<AdminState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(denied) = auth::require(state.config.admin.token.as_ref(), &headers) {
+        return denied;
+    }
+    let text = String::from_utf8_lossy(&body);
+    let profile = match Profile::from_json(&text) {
+        Ok(profile) => profile,
+        Err(message) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response();
+        }
+    };
+    let Ok(mut models) = state.models.lock() else {
+        return unavailable();
+    };
+    match models.set_reference(&model, profile) {
+        Ok(()) => Json(json!({"status": "replaced", "model": model})).into_response(),
+        Err(message) => (StatusCode::CONFLICT, Json(json!({"error": message}))).into_response(),
+    }
+}
+
+fn not_found(model: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": format!("no model {model:?} with a reference")})),
+    )
+        .into_response()
+}
+
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "monitoring state unavailable"})),
+    )
+        .into_response()
+}
