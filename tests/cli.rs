@@ -129,11 +129,11 @@ fn demo_runs_traffic_through_driftwatch_and_reports() {
         .args([
             "demo",
             "--duration",
-            "3s",
+            "16s",
             "--drift-at",
-            "1s",
+            "8s",
             "--rate",
-            "50",
+            "400",
             "--listen",
             "127.0.0.1:0",
             "--admin-listen",
@@ -158,7 +158,7 @@ fn demo_runs_traffic_through_driftwatch_and_reports() {
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|n| n.parse::<u64>().ok())
         .expect("counted line");
-    assert!(sent > 50, "{stdout}");
+    assert!(sent > 1000, "{stdout}");
     assert_eq!(
         sent, counted,
         "every request went through driftwatch: {stdout}"
@@ -171,4 +171,28 @@ fn demo_runs_traffic_through_driftwatch_and_reports() {
     let delivered: u64 = records.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(delivered > 0, "{records}");
     assert!(records.contains("0 dropped"), "{records}");
+    // The shift of petal_length and sepal_width is detected on those columns only, after the
+    // shift and not before.
+    assert!(
+        stdout.contains("before the shift:") && stdout.contains("no column drifted"),
+        "{stdout}"
+    );
+    let drifted = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("drifted:"))
+        .expect("drifted line");
+    assert!(
+        drifted.contains("petal_length") && drifted.contains("sepal_width"),
+        "{drifted}"
+    );
+    let not_drifted = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("not drifted:"))
+        .expect("not drifted line");
+    assert!(
+        not_drifted.contains("sepal_length") && not_drifted.contains("petal_width"),
+        "{not_drifted}"
+    );
+    assert!(stdout.contains("outliers:"), "{stdout}");
+    assert!(stdout.contains("nan="), "NaN values are counted: {stdout}");
 }

@@ -37,6 +37,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Validate a config file and print the effective config, secrets redacted.
     CheckConfig(CheckConfigArgs),
+    /// Build a reference profile from a training set or a records file.
+    Profile(ProfileArgs),
+    /// Run the monitoring of `run` over a records file; print one drift report per window.
+    Replay(ReplayArgs),
     /// Print the JSON Schema of the config file.
     ConfigSchema,
     /// Print the version.
@@ -88,6 +92,50 @@ pub struct DemoArgs {
     /// Requests per second the traffic generator aims for. [env: DRIFTWATCH_RATE]
     #[arg(long)]
     pub rate: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProfileArgs {
+    /// The training set or records file.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// csv, jsonl or records (default: csv for .csv files, else jsonl).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The model the profile is for (with records: only its records are read).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Columns to profile (records: names for positional input columns), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// Columns that are categorical, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "")]
+    pub categorical: Vec<String>,
+    /// The ground-truth column.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Prediction columns (role output), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "")]
+    pub outputs: Vec<String>,
+    /// Where to write the profile (JSON).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Config file: bins, top_k and model settings come from it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The records file (JSON Lines).
+    #[arg(long)]
+    pub records: PathBuf,
+    /// Config file: monitoring and models come from it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// A reference profile to judge against (instead of the config's or learning).
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -193,11 +241,106 @@ pub fn execute(
                     .map_err(|e| CliError::Runtime(e.to_string()))
             })
         }
+        Command::Profile(args) => profile(args, env, out),
+        Command::Replay(args) => replay(args, env, out),
         Command::Demo(args) => {
             let options = demo_options(args, env)?;
             runtime()?.block_on(crate::demo::run(options, out))
         }
     }
+}
+
+fn profile(
+    args: ProfileArgs,
+    env: &dyn EnvSource,
+    out: &mut dyn std::io::Write,
+) -> Result<(), CliError> {
+    use crate::profile::{Format, ProfileOptions, profile_file};
+    let path = pick(path_flag(&args.config), env, "config", |s| {
+        Ok(PathBuf::from(s))
+    })?;
+    let config = Config::load(path.as_deref(), &Overrides::default())?;
+    let format = match args.format.as_deref() {
+        Some(name) => Format::parse(name).ok_or_else(|| {
+            CliError::Usage(format!(
+                "--format: expected csv, jsonl or records, got {name:?}"
+            ))
+        })?,
+        None => Format::guess(&args.input),
+    };
+    let non_empty = |list: Vec<String>| {
+        list.into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    };
+    let options = ProfileOptions {
+        format,
+        model: args.model,
+        columns: args.columns,
+        categorical: non_empty(args.categorical),
+        label: args.label,
+        outputs: non_empty(args.outputs),
+        bins: config.monitoring.bins,
+        top_k: config.monitoring.top_k,
+        specs: config.models.clone(),
+    };
+    let profile =
+        profile_file(&args.input, &options).map_err(|e| CliError::Usage(e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(&profile).map_err(|e| CliError::Runtime(e.to_string()))?;
+    std::fs::write(&args.output, json + "\n")
+        .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", args.output.display())))?;
+    writeln!(
+        out,
+        "profiled {} rows, {} columns into {}",
+        profile.rows,
+        profile.columns.len(),
+        args.output.display()
+    )
+    .map_err(io_error)
+}
+
+fn replay(
+    args: ReplayArgs,
+    env: &dyn EnvSource,
+    out: &mut dyn std::io::Write,
+) -> Result<(), CliError> {
+    use crate::monitor::Models;
+    use crate::monitor::reference::Profile;
+    let path = pick(path_flag(&args.config), env, "config", |s| {
+        Ok(PathBuf::from(s))
+    })?;
+    let config = Config::load(path.as_deref(), &Overrides::default())?;
+    let registry = crate::telemetry::Registry::new();
+    let mut models = Models::new(
+        config.monitoring.clone(),
+        config.models.clone(),
+        &registry,
+        true,
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    if let Some(reference) = &args.reference {
+        let text = std::fs::read_to_string(reference)
+            .map_err(|e| CliError::Usage(format!("--reference {}: {e}", reference.display())))?;
+        let profile = Profile::from_json(&text)
+            .map_err(|e| CliError::Usage(format!("--reference {}: {e}", reference.display())))?;
+        let model = profile
+            .model
+            .clone()
+            .unwrap_or_else(|| crate::monitor::router::DEFAULT_MODEL.to_owned());
+        models
+            .set_reference(&model, profile)
+            .map_err(CliError::Usage)?;
+    }
+    let file = std::fs::File::open(&args.records)
+        .map_err(|e| CliError::Usage(format!("--records {}: {e}", args.records.display())))?;
+    let stats = crate::replay::replay(std::io::BufReader::new(file), &mut models, out)
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    eprintln!(
+        "replayed {} records ({} not readable), {} reports",
+        stats.records, stats.skipped, stats.reports
+    );
+    Ok(())
 }
 
 /// Resolves `run`'s flags, environment and file into a validated config.

@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod traffic;
+mod watch;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,9 @@ use tokio::time::Instant;
 use self::traffic::{Generator, TrafficStats};
 use crate::app::{Driftwatch, Listeners};
 use crate::cli::CliError;
+use crate::config::monitoring::{
+    InputsSection, LearnSection, ModelSection, OutputsSection, ProtocolName, TaskName,
+};
 use crate::config::recording::SinkSection;
 use crate::config::units::HumanDuration;
 use crate::config::{Config, ConfigFile};
@@ -58,6 +62,25 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
     file.shutdown.delay = HumanDuration::from_secs(0);
     let records_dir = std::env::temp_dir().join(format!("driftwatch-demo-{}", std::process::id()));
     let records_path = records_dir.join("records.jsonl");
+    // The iris model, named columns, a reference learned from the first rows, and windows short
+    // enough that the demo shows several of them.
+    file.models = vec![ModelSection {
+        name: model::MODEL_NAME.to_owned(),
+        match_: Default::default(),
+        protocol: ProtocolName::OpenInference,
+        inputs: InputsSection {
+            names: model::FEATURES.map(String::from).to_vec(),
+            ..Default::default()
+        },
+        outputs: OutputsSection {
+            names: vec!["class".to_owned()],
+            task: Some(TaskName::Classification),
+            ..Default::default()
+        },
+        reference: None,
+        learn_reference: LearnSection { samples: 3000 },
+    }];
+    file.monitoring.window.samples = Some(2500);
     file.sinks = vec![SinkSection::File {
         name: None,
         path: records_path.to_string_lossy().into_owned(),
@@ -133,11 +156,13 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
     let mut ticker =
         tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
     let mut previous_requests = 0;
+    let mut watcher = watch::Watcher::new(admin_addr.to_string());
     loop {
         ticker.tick().await;
         if generator.is_finished() {
             break;
         }
+        watcher.poll(started.elapsed().as_secs_f64()).await;
         let line = {
             let mut stats = stats.lock().expect("stats lock");
             let window = stats.window_latency_us.take();
@@ -156,19 +181,22 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
             };
             let records = RecordCounts::read(&registry.render());
             format!(
-                "[{:>4}s] requests={} rps={} p50={p50:.2}ms p99={p99:.2}ms errors={} records={} dropped={} inputs={phase}",
+                "[{:>4}s] requests={} rps={} p50={p50:.2}ms p99={p99:.2}ms errors={} records={} dropped={} inputs={phase} {}",
                 started.elapsed().as_secs(),
                 stats.requests,
                 rps,
                 stats.errors,
                 records.delivered,
                 records.dropped,
+                watcher.drift_fragment(),
             )
         };
         writeln!(out, "{line}").map_err(io)?;
         out.flush().map_err(io)?;
     }
     let _ = generator.await;
+    watcher.poll(started.elapsed().as_secs_f64()).await;
+    let (validation, outliers) = watcher.validation().await;
 
     let counted = sum_metric(&registry.render(), "driftwatch_http_requests_total");
     let _ = stop.send(());
@@ -204,7 +232,84 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
         }
     )
     .map_err(io)?;
+    writeln!(
+        out,
+        "  validation (input values by status), outliers: {outliers} rows"
+    )
+    .map_err(io)?;
+    for (column, counts) in &validation {
+        let counts: Vec<String> = counts
+            .iter()
+            .map(|(status, n)| format!("{status}={n}"))
+            .collect();
+        writeln!(out, "    {column:<13} {}", counts.join(" ")).map_err(io)?;
+    }
+    for line in drift_report(&watcher, options.drift_at.as_secs_f64()) {
+        writeln!(out, "  {line}").map_err(io)?;
+    }
     Ok(())
+}
+
+/// What the drift detector found, and when, compared with what the demo injected.
+fn drift_report(watcher: &watch::Watcher, drift_at: f64) -> Vec<String> {
+    let mut lines = Vec::new();
+    match watcher.reference_ready_at {
+        Some(at) => lines.push(format!(
+            "reference learned from the first 3000 rows (ready at {at:.0}s)"
+        )),
+        None => {
+            lines.push("drift: the reference was still being learned (run longer)".to_owned());
+            return lines;
+        }
+    }
+    let before: Vec<&watch::WindowSeen> = watcher
+        .windows
+        .iter()
+        .filter(|w| w.seen_at < drift_at)
+        .collect();
+    let false_alarms: Vec<String> = before
+        .iter()
+        .flat_map(|w| w.columns.iter().filter(|c| c.3).map(|c| c.0.clone()))
+        .collect();
+    lines.push(format!(
+        "before the shift: {} windows, {}",
+        before.len(),
+        if false_alarms.is_empty() {
+            "no column drifted".to_owned()
+        } else {
+            format!("drift flagged on {}", false_alarms.join(", "))
+        }
+    ));
+    let detected = watcher
+        .windows
+        .iter()
+        .find(|w| w.seen_at >= drift_at && w.columns.iter().any(|c| c.3));
+    match detected {
+        Some(window) => {
+            let format = |drifted: bool| -> String {
+                window
+                    .columns
+                    .iter()
+                    .filter(|c| c.3 == drifted)
+                    .map(|c| format!("{} ({} {:.3})", c.0, c.1, c.2))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            lines.push(format!(
+                "drift: injected at {drift_at:.0}s ({}); detected in window {} at {:.0}s (dataset drift: {})",
+                traffic::DRIFT_DESCRIPTION,
+                window.index,
+                window.seen_at,
+                if window.dataset_drifted { "yes" } else { "no" }
+            ));
+            lines.push(format!("  drifted:     {}", format(true)));
+            lines.push(format!("  not drifted: {}", format(false)));
+        }
+        None => lines.push(format!(
+            "drift: injected at {drift_at:.0}s; no window closed after it showed drift (run longer: --duration)"
+        )),
+    }
+    lines
 }
 
 /// Record outcomes summed over sinks, from an exposition.

@@ -81,7 +81,9 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
 }
 
 fn infer(body: &[u8]) -> Result<Value, String> {
-    let request: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    // Python clients write NaN as a bare token; accept it like MLServer does.
+    let request: Value =
+        crate::extract::lenient::parse(body).map_err(|e| format!("invalid JSON: {e}"))?;
     let input = request["inputs"].get(0).ok_or("expected inputs[0]")?;
     let values: Vec<f64> = flatten(&input["data"]).ok_or("expected numeric data")?;
     if values.is_empty() || !values.len().is_multiple_of(FEATURES.len()) {
@@ -109,6 +111,10 @@ fn flatten(data: &Value) -> Option<Vec<f64>> {
             Value::Array(items) => items.iter().try_for_each(|item| walk(item, out)),
             Value::Number(n) => {
                 out.push(n.as_f64()?);
+                Some(())
+            }
+            Value::String(text) => {
+                out.push(crate::extract::lenient::non_finite(text)?);
                 Some(())
             }
             _ => None,

@@ -76,6 +76,33 @@ fn standard_normal(rng: &mut SmallRng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
+/// Share of rows with an implausible value (an edge case the model never saw).
+const OUTLIER_SHARE: f64 = 0.01;
+/// Share of rows whose sepal width is sent as `NaN`, the way Python's `json` writes it.
+const NAN_SHARE: f64 = 0.005;
+
+/// An Open Inference request for `rows`, written like Python clients write it: a `[N, 4]` FP64
+/// tensor, with the occasional outlier and `NaN`.
+pub fn request_body(rows: &[[f64; 4]], rng: &mut SmallRng) -> String {
+    let formatted: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let mut cells: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+            if rng.random_bool(OUTLIER_SHARE) {
+                cells[3] = "9.9".to_owned();
+            } else if rng.random_bool(NAN_SHARE) {
+                cells[1] = "NaN".to_owned();
+            }
+            format!("[{}]", cells.join(","))
+        })
+        .collect();
+    format!(
+        r#"{{"inputs":[{{"name":"predict","shape":[{},4],"datatype":"FP64","data":[{}]}}]}}"#,
+        rows.len(),
+        formatted.join(",")
+    )
+}
+
 pub struct Generator {
     pub target: String,
     pub rate: u32,
@@ -110,12 +137,10 @@ impl Generator {
                     let rows: Vec<[f64; 4]> = (0..rng.random_range(1..=4))
                         .map(|_| sample_row(&mut rng, drifted))
                         .collect();
-                    let body = serde_json::json!({
-                        "inputs": [{"name": "predict", "shape": [rows.len(), 4], "datatype": "FP64", "data": rows}]
-                    });
+                    let body = request_body(&rows, &mut rng);
                     let request = Request::post(&url)
                         .header(header::CONTENT_TYPE, "application/json")
-                        .body(Full::new(Bytes::from(body.to_string())))
+                        .body(Full::new(Bytes::from(body)))
                         .expect("static request parts are valid");
                     let started = Instant::now();
                     let ok = match client.request(request).await {

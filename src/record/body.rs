@@ -54,6 +54,24 @@ pub fn encode(capture: &Capture, redactor: &Redactor) -> (Value, Encoding) {
     }
 }
 
+/// The raw body a record holds for one side (`record["request"]` or `record["response"]`): the
+/// bytes it encodes, and whether they were truncated. `None` when the side has no body.
+pub fn decode(side: &Value) -> Option<(Vec<u8>, bool)> {
+    let body = side.get("body")?;
+    let truncated = side
+        .get("truncated")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let bytes = match side.get("encoding").and_then(Value::as_str) {
+        Some("json") => serde_json::to_vec(body).ok()?,
+        Some("base64") => base64::engine::general_purpose::STANDARD
+            .decode(body.as_str()?)
+            .ok()?,
+        _ => body.as_str()?.as_bytes().to_vec(),
+    };
+    Some((bytes, truncated))
+}
+
 fn looks_like_json(bytes: &[u8]) -> bool {
     matches!(
         bytes.iter().find(|b| !b.is_ascii_whitespace()),

@@ -17,7 +17,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Request, StatusCode, Uri};
@@ -233,20 +232,15 @@ impl Destination for HttpDestination {
 
 /// The raw payload of a record's request or response, with the content type to send it with.
 fn payload(side: &Value) -> (Bytes, &'static str) {
-    let body = &side["body"];
-    match side["encoding"].as_str() {
-        Some("json") => (Bytes::from(body.to_string()), "application/json"),
-        Some("base64") => {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(body.as_str().unwrap_or_default())
-                .unwrap_or_default();
-            (Bytes::from(decoded), "application/octet-stream")
-        }
-        _ => (
-            Bytes::from(body.as_str().unwrap_or_default().to_owned()),
-            "text/plain; charset=utf-8",
-        ),
-    }
+    let content_type = match side["encoding"].as_str() {
+        Some("json") => "application/json",
+        Some("base64") => "application/octet-stream",
+        _ => "text/plain; charset=utf-8",
+    };
+    let bytes = crate::record::body::decode(side)
+        .map(|(bytes, _)| bytes)
+        .unwrap_or_default();
+    (Bytes::from(bytes), content_type)
 }
 
 fn header_value(text: &str) -> HeaderValue {
