@@ -247,10 +247,10 @@ fn read_records(
         let record: Value =
             serde_json::from_str(&line).map_err(|e| line_error(format!("not a record: {e}")))?;
         let model = record["model"].as_str();
-        if let (Some(wanted), Some(model)) = (&options.model, model) {
-            if wanted != model {
-                continue;
-            }
+        if let (Some(wanted), Some(model)) = (&options.model, model)
+            && wanted != model
+        {
+            continue;
         }
         let Some((request, request_truncated)) = crate::record::body::decode(&record["request"])
         else {

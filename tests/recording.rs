@@ -113,7 +113,9 @@ async fn records_hold_what_spec_5_promises_and_never_credentials() {
     );
     assert_eq!(record["outcome"], "ok");
     assert_eq!(record["sampled"], "rate");
-    assert!(record["monitor"].is_null() && record["exploration"].is_null());
+    // Monitoring read the Open Inference request: one row, four columns.
+    assert_eq!(record["monitor"]["rows"], 1, "{}", record["monitor"]);
+    assert!(record["exploration"].is_null());
 
     let raw = std::fs::read_to_string(&path).unwrap();
     for secret in SECRETS.iter().chain(["kim@example.com"].iter()) {

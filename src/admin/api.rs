@@ -95,7 +95,7 @@ pub async fn put_reference(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(denied) = auth::require(state.config.admin.token.as_ref(), &headers) {
+    if let Some(denied) = auth::denied(state.config.admin.token.as_ref(), &headers) {
         return denied;
     }
     let text = String::from_utf8_lossy(&body);

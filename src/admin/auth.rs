@@ -5,31 +5,33 @@ use axum::response::{IntoResponse, Response};
 
 use crate::config::AdminToken;
 
-/// `Ok` when no token is configured or the request carries it; else the 401/403 to send.
-pub fn require(token: Option<&AdminToken>, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(token) = token else {
-        return Ok(());
-    };
+/// `None` when no token is configured or the request carries it; else the 401/403 to send.
+pub fn denied(token: Option<&AdminToken>, headers: &HeaderMap) -> Option<Response> {
+    let token = token?;
     let Some(presented) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     else {
-        return Err((
+        return Some(
+            (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
             axum::Json(serde_json::json!({"error": "this endpoint needs Authorization: Bearer <admin token>"})),
         )
-            .into_response());
+            .into_response(),
+        );
     };
     if constant_time_eq(presented.trim().as_bytes(), token.0.as_bytes()) {
-        Ok(())
+        None
     } else {
-        Err((
-            StatusCode::FORBIDDEN,
-            axum::Json(serde_json::json!({"error": "wrong admin token"})),
+        Some(
+            (
+                StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({"error": "wrong admin token"})),
+            )
+                .into_response(),
         )
-            .into_response())
     }
 }
 

@@ -384,7 +384,7 @@ impl ModelMonitor {
         };
         self.update_exchange_detectors(facts);
         if let ReferenceState::Learning { .. } = self.reference {
-            self.learn(extraction, facts, &mut findings);
+            self.learn(extraction, &mut findings);
             return findings;
         }
         self.advance_clock(facts.time);
@@ -396,9 +396,15 @@ impl ModelMonitor {
             .map(|c| locate(extraction, c.profile.role, &c.profile.name))
             .collect();
         let mut score_max: Option<f64> = None;
+        // No usable response (an error, or nothing to read): outputs are not missing values of
+        // the model, so output columns are left out of validation and windows for this exchange.
+        let outputs_present = !extraction.outputs.rows.is_empty();
         for row in 0..rows {
             let mut row_score: Option<f64> = None;
             for (index, column) in self.columns.iter_mut().enumerate() {
+                if column.profile.role == Role::Output && !outputs_present {
+                    continue;
+                }
                 let cell = lookup[index]
                     .and_then(|(table, at)| table.rows.get(row).map(|cells| &cells[at]))
                     .unwrap_or(&Cell::Missing);
@@ -450,12 +456,7 @@ impl ModelMonitor {
         findings
     }
 
-    fn learn(
-        &mut self,
-        extraction: &Extraction,
-        facts: ExchangeFacts,
-        findings: &mut MonitorFindings,
-    ) {
+    fn learn(&mut self, extraction: &Extraction, findings: &mut MonitorFindings) {
         let ReferenceState::Learning { builder, target } = &mut self.reference else {
             return;
         };
@@ -514,15 +515,18 @@ impl ModelMonitor {
         let ReferenceState::Learning { builder, .. } = &mut self.reference else {
             return;
         };
-        let mut leftover = Vec::new();
-        for (row, cells) in learned_cells.into_iter().enumerate() {
+        // Rows of a failed exchange (no outputs) would teach the reference missing predictions.
+        let expects_outputs = builder.columns().iter().any(|c| c.role == Role::Output);
+        if expects_outputs && extraction.outputs.rows.is_empty() {
+            return;
+        }
+        // Rows past the target (in the exchange that completes the reference) are neither learned
+        // nor windowed: the window starts with the next exchange.
+        for cells in learned_cells {
             if (builder.rows() as usize) < target {
                 builder.push(&cells);
-            } else {
-                leftover.push(row);
             }
         }
-        let _ = facts;
         if builder.rows() as usize >= target {
             let builder = std::mem::replace(builder, ProfileBuilder::new(Vec::new()));
             let profile = builder.finish(

@@ -43,6 +43,8 @@ pub struct ProxyMetrics {
     upstream_errors: [Counter; 4],
     proxy_responses: [Counter; ProxyError::RESPONSES.len()],
     models: RwLock<HashMap<Box<str>, Arc<ModelMetrics>>>,
+    /// Configured `(path_prefix, model)` pairs, longest prefix first.
+    prefixes: Vec<(String, String)>,
     /// `[request, response]`.
     truncated: [Counter; 2],
     budget_exhausted: [Counter; 2],
@@ -61,7 +63,9 @@ pub struct ModelMetrics {
 }
 
 impl ProxyMetrics {
-    pub fn new(registry: &Registry) -> Self {
+    pub fn new(registry: &Registry, prefixes: Vec<(String, String)>) -> Self {
+        let mut prefixes = prefixes;
+        prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         describe(registry);
         registry
             .gauge(BUILD_INFO, &[("version", env!("CARGO_PKG_VERSION"))])
@@ -78,6 +82,7 @@ impl ProxyMetrics {
                 )
             }),
             models: RwLock::new(HashMap::new()),
+            prefixes,
             truncated: ["request", "response"]
                 .map(|direction| registry.counter(BODY_TRUNCATED, &[("direction", direction)])),
             budget_exhausted: ["request", "response"].map(|direction| {
@@ -115,9 +120,19 @@ impl ProxyMetrics {
         }
     }
 
-    /// The handles for the model a request path names.
+    /// The handles for the model a request path names: a configured `match.path_prefix` first,
+    /// then the name in an Open Inference / KServe v1 path.
     pub fn for_path(&self, path: &str) -> Arc<ModelMetrics> {
-        self.model(model_from_path(path).unwrap_or(UNKNOWN_MODEL))
+        let configured = self
+            .prefixes
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map(|(_, model)| model.as_str());
+        self.model(
+            configured
+                .or_else(|| model_from_path(path))
+                .unwrap_or(UNKNOWN_MODEL),
+        )
     }
 
     fn model(&self, name: &str) -> Arc<ModelMetrics> {
@@ -247,6 +262,14 @@ fn describe(registry: &Registry) {
         BUILD_INFO,
         "Always 1; the version label says which build runs.",
     );
+    registry.describe_counter(
+        BODY_TRUNCATED,
+        "Bodies longer than recording.max_body_bytes, captured only in part, by direction.",
+    );
+    registry.describe_counter(
+        CAPTURE_BUDGET_EXHAUSTED,
+        "Bodies not captured (or only in part) because recording.capture_budget was spent, by direction.",
+    );
 }
 
 #[cfg(test)]
@@ -267,7 +290,9 @@ mod tests {
 
     #[test]
     fn model_labels_are_bounded() {
-        let metrics = ProxyMetrics::new(&Registry::new());
+        let metrics =
+            ProxyMetrics::new(&Registry::new(), vec![("/recommend".into(), "recs".into())]);
+        assert_eq!(&*metrics.for_path("/recommend/user/1").name, "recs");
         for i in 0..MAX_MODEL_LABELS + 10 {
             metrics.for_path(&format!("/v2/models/m{i}/infer"));
         }

@@ -78,7 +78,14 @@ impl Proxy {
                 max_in_flight: config.limits.max_in_flight.get(),
                 in_flight: AtomicUsize::new(0),
                 lifecycle,
-                metrics: ProxyMetrics::new(registry),
+                metrics: ProxyMetrics::new(
+                    registry,
+                    config
+                        .models
+                        .iter()
+                        .filter_map(|m| Some((m.path_prefix.clone()?, m.name.clone())))
+                        .collect(),
+                ),
                 tap,
                 capture_limit: config.capture_limit(),
                 capture_budget: CaptureBudget::new(config.recording.capture_budget),

@@ -106,7 +106,10 @@ impl MlServer {
         let deadline = Instant::now() + READY_WITHIN;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("MLServer exited with {status} before it was ready:\n{}", self.log());
+                panic!(
+                    "MLServer exited with {status} before it was ready:\n{}",
+                    self.log()
+                );
             }
             let ready = client.request(get(&self.url("/v2/health/ready"))).await;
             if ready.is_ok_and(|response| response.status() == http::StatusCode::OK) {

@@ -4,6 +4,7 @@
 
 pub mod collector;
 pub mod kafka;
+pub mod mlserver;
 pub mod mock;
 
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+#[allow(unused_imports)]
 pub use mock::MockUpstream;
 
 /// A driftwatch instance running in this process on ephemeral ports.
