@@ -106,9 +106,16 @@ enum ReferenceState {
 }
 
 struct ColumnState {
-    profile: ColumnProfile,
+    /// The whole reference (shared by every column of the model) and this column's place in it.
+    reference: Arc<Profile>,
+    index: usize,
     window: ColumnWindow,
+    /// Validation counters, one per [`Status`].
+    statuses: Option<[Counter; Status::ALL.len()]>,
     bin_rows: Vec<Counter>,
+    /// Counts of the exchange being ingested, added to the counters once at its end.
+    pending_statuses: [u64; Status::ALL.len()],
+    pending_bins: Vec<u64>,
     scores: Vec<(&'static str, Gauge)>,
     drifted: Gauge,
 }
@@ -260,6 +267,7 @@ impl ModelMonitor {
     /// Replaces the reference (a file, a learned profile, or `PUT /api/v1/reference`); the window
     /// starts over.
     pub fn set_reference(&mut self, profile: Profile) {
+        let profile = Arc::new(profile);
         let slots = self.slot_rows.len();
         let export = self.config.export_bins;
         let mut columns = Vec::new();
@@ -305,7 +313,7 @@ impl ModelMonitor {
                         .set(fraction);
                 }
             }
-            self.status_counters(column.role, &column.name);
+            let statuses = self.status_counters(column.role, &column.name).cloned();
             let column_labels = [
                 ("model", model.as_str()),
                 ("column", column.name.as_str()),
@@ -324,18 +332,21 @@ impl ModelMonitor {
                 })
                 .collect();
             let seed = seed_for(&self.name, column.role, &column.name, index);
+            let bins = layout.len();
             columns.push(ColumnState {
+                reference: profile.clone(),
+                index,
                 window: ColumnWindow::new(layout, slots, seed),
+                statuses,
                 bin_rows,
+                pending_statuses: [0; Status::ALL.len()],
+                pending_bins: vec![0; bins],
                 scores,
                 drifted: self.registry.gauge(super::DRIFT_DETECTED, &column_labels),
-                profile: column.clone(),
             });
         }
         self.columns = columns;
-        self.reference = ReferenceState::Ready {
-            profile: Arc::new(profile),
-        };
+        self.reference = ReferenceState::Ready { profile };
         self.window_index = 0;
         self.window_rows = 0;
         self.window_start = None;
@@ -393,7 +404,10 @@ impl ModelMonitor {
         let lookup: Vec<Option<(&Table, usize)>> = self
             .columns
             .iter()
-            .map(|c| locate(extraction, c.profile.role, &c.profile.name))
+            .map(|c| {
+                let profile = c.profile();
+                locate(extraction, profile.role, &profile.name)
+            })
             .collect();
         let mut score_max: Option<f64> = None;
         // No usable response (an error, or nothing to read): outputs are not missing values of
@@ -402,33 +416,28 @@ impl ModelMonitor {
         for row in 0..rows {
             let mut row_score: Option<f64> = None;
             for (index, column) in self.columns.iter_mut().enumerate() {
-                if column.profile.role == Role::Output && !outputs_present {
+                let profile = &column.reference.columns[column.index];
+                if profile.role == Role::Output && !outputs_present {
                     continue;
                 }
                 let cell = lookup[index]
                     .and_then(|(table, at)| table.rows.get(row).map(|cells| &cells[at]))
                     .unwrap_or(&Cell::Missing);
-                let status = validate(cell, column.profile.kind, Some(&column.profile));
-                if let Some(counters) = self
-                    .statuses
-                    .get(&(column.profile.role, column.profile.name.clone()))
-                {
-                    counters[status.index()].increment(1);
-                }
+                let status = validate(cell, profile.kind, Some(profile));
+                column.pending_statuses[status.index()] += 1;
                 if status != Status::Ok && findings.issues.len() < MAX_ISSUES_PER_RECORD {
                     findings.issues.push(Issue {
                         row,
-                        column: column.profile.name.clone(),
+                        column: profile.name.clone(),
                         issue: status.as_str(),
                     });
                 }
                 let bin = column.window.add(slot, cell);
-                if let Some(counter) = column.bin_rows.get(bin) {
-                    counter.increment(1);
+                if let Some(pending) = column.pending_bins.get_mut(bin) {
+                    *pending += 1;
                 }
-                if column.profile.role == Role::Input
-                    && let (Some(x), Some(numeric)) =
-                        (number(cell), column.profile.numeric.as_ref())
+                if profile.role == Role::Input
+                    && let (Some(x), Some(numeric)) = (number(cell), profile.numeric.as_ref())
                 {
                     let score = stats::modified_z_score(
                         x,
@@ -452,6 +461,9 @@ impl ModelMonitor {
             self.count_row(slot, facts.time);
         }
         findings.outlier_score_max = score_max;
+        for column in &mut self.columns {
+            column.flush_counts();
+        }
         self.window_rows_gauge.set(self.rows_in_window() as f64);
         findings
     }
@@ -667,7 +679,7 @@ impl ModelMonitor {
             .map(|column| {
                 let (counts, sample, exact) = column.window.merged();
                 drift::column_report(
-                    &column.profile,
+                    column.profile(),
                     &column.window.layout,
                     &counts,
                     &sample,
@@ -736,6 +748,33 @@ impl ModelMonitor {
                 self.closed.push(report.clone());
             }
             self.last_report = Some(report);
+        }
+    }
+}
+
+impl ColumnState {
+    fn profile(&self) -> &ColumnProfile {
+        &self.reference.columns[self.index]
+    }
+
+    /// Adds the exchange's counts to the Prometheus counters: one atomic add per status and bin
+    /// touched, not one per value.
+    fn flush_counts(&mut self) {
+        if let Some(counters) = &self.statuses {
+            for (counter, pending) in counters.iter().zip(&mut self.pending_statuses) {
+                if *pending > 0 {
+                    counter.increment(std::mem::take(pending));
+                }
+            }
+        }
+        self.pending_statuses = [0; Status::ALL.len()];
+        for (index, pending) in self.pending_bins.iter_mut().enumerate() {
+            if *pending > 0 {
+                if let Some(counter) = self.bin_rows.get(index) {
+                    counter.increment(*pending);
+                }
+                *pending = 0;
+            }
         }
     }
 }

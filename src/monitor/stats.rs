@@ -470,8 +470,13 @@ impl Iterator for CdfSteps<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let value = self.next_value()?;
-        self.a_seen += self.a[self.a_seen..].partition_point(|&x| x <= value);
-        self.b_seen += self.b[self.b_seen..].partition_point(|&x| x <= value);
+        // Both samples are sorted and `value` only grows: a forward walk visits each element once.
+        while self.a.get(self.a_seen).is_some_and(|&x| x <= value) {
+            self.a_seen += 1;
+        }
+        while self.b.get(self.b_seen).is_some_and(|&x| x <= value) {
+            self.b_seen += 1;
+        }
         let a_cdf = self.a_seen as f64 / self.a.len() as f64;
         let b_cdf = self.b_seen as f64 / self.b.len() as f64;
         Some((a_cdf, b_cdf, value, self.next_value()))
@@ -483,11 +488,15 @@ fn finite(values: &[f64]) -> impl Iterator<Item = f64> + '_ {
     values.iter().copied().filter(|value| value.is_finite())
 }
 
-/// The finite values of a sample, sorted ascending.
-fn finite_sorted(values: &[f64]) -> Vec<f64> {
+/// The finite values of a sample, sorted ascending; borrowed when they already are (window and
+/// reference samples are kept sorted, so reports do not sort them again).
+fn finite_sorted(values: &[f64]) -> std::borrow::Cow<'_, [f64]> {
+    if values.iter().all(|v| v.is_finite()) && values.is_sorted_by(|a, b| a <= b) {
+        return std::borrow::Cow::Borrowed(values);
+    }
     let mut sorted: Vec<f64> = finite(values).collect();
     sorted.sort_unstable_by(f64::total_cmp);
-    sorted
+    std::borrow::Cow::Owned(sorted)
 }
 
 fn median_of_sorted(sorted: &[f64]) -> f64 {

@@ -133,9 +133,16 @@ impl Reservoir {
         Self {
             capacity,
             seen: 0,
-            values: Vec::new(),
+            values: Vec::with_capacity(capacity),
             rng: SmallRng::seed_from_u64(seed),
         }
+    }
+
+    /// Empties the sample in place (keeping its buffer) with a new seed.
+    pub fn reset(&mut self, seed: u64) {
+        self.seen = 0;
+        self.values.clear();
+        self.rng = SmallRng::seed_from_u64(seed);
     }
 
     pub fn push(&mut self, x: f64) {
@@ -221,14 +228,10 @@ impl ColumnWindow {
     /// Empties a slot; `generation` varies the seed so successive windows sample independently
     /// yet reproducibly.
     pub fn clear(&mut self, slot: usize, generation: u64) {
-        let bins = self.layout.len();
+        let seed = self.seed ^ generation.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         if let Some(target) = self.slots.get_mut(slot) {
-            let capacity = target.sample.capacity;
-            *target = Slot::new(
-                bins,
-                capacity,
-                self.seed ^ generation.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            );
+            target.counts.fill(0);
+            target.sample.reset(seed);
         }
     }
 
