@@ -21,8 +21,6 @@ use crate::proxy::Proxy;
 /// hyper's own read buffer; heads between `limits.max_header_bytes` and this get driftwatch's
 /// 431, larger ones hyper's bare 431 (hyper cannot hand over a head it could not buffer).
 const MIN_READ_BUFFER: usize = 400 * 1024;
-/// Header lines hyper parses per request; more get hyper's bare 431.
-const MAX_HEADER_LINES: usize = 256;
 
 /// Serves `proxy` on `listener` until the lifecycle reaches [`Phase::Closing`], then closes the
 /// listener (new connections are refused) and lets open connections finish their exchanges for up
@@ -90,7 +88,6 @@ fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(MIN_READ_BUFFER.max(limits.max_header_bytes.get() * 2))
-        .max_headers(MAX_HEADER_LINES)
         .keep_alive(true);
     builder
         .http2()

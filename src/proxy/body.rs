@@ -224,7 +224,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_stalled_body_is_cut_at_the_deadline() {
         let registry = Registry::new();
-        let (tap, mut observations) = tap::channel(8, &registry);
+        let (tap, observations) = tap::channel(8, &registry);
         let config = Config::from_file(ConfigFile::default()).unwrap();
         let proxy = Proxy::new(&config, &registry, tap, Lifecycle::new());
         let request = Request::post("/v2/models/iris/infer").body(()).unwrap();
@@ -246,7 +246,7 @@ mod tests {
         assert!(matches!(error, BodyError::Timeout(_)), "{error}");
         assert_eq!(started.elapsed(), timeout);
 
-        let observation = observations.recv().await.unwrap();
+        let observation = observations.try_recv().unwrap();
         assert_eq!(observation.outcome, Outcome::Timeout);
         assert_eq!(observation.response_bytes, 5);
         assert_eq!(&*observation.model, "iris");
@@ -260,7 +260,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_complete_body_finishes_once_as_ok() {
         let registry = Registry::new();
-        let (tap, mut observations) = tap::channel(8, &registry);
+        let (tap, observations) = tap::channel(8, &registry);
         let config = Config::from_file(ConfigFile::default()).unwrap();
         let proxy = Proxy::new(&config, &registry, tap, Lifecycle::new());
         let request = Request::get("/health").body(()).unwrap();
@@ -281,13 +281,13 @@ mod tests {
         );
         let collected = body.collect().await.unwrap().to_bytes();
         assert_eq!(&collected[..], b"abcde");
-        let observation = observations.recv().await.unwrap();
+        let observation = observations.try_recv().unwrap();
         assert_eq!(observation.outcome, Outcome::Ok);
         assert_eq!(observation.response_bytes, 5);
         assert!(observation.timing.first_chunk.is_some());
         drop(proxy);
         assert!(
-            observations.recv().await.is_none(),
+            observations.recv_blocking().is_none(),
             "exactly one observation"
         );
     }

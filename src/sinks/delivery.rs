@@ -125,6 +125,7 @@ impl<D: Destination> Driver<D> {
 
     /// Runs the driver to completion on a runtime of its own (call on a dedicated thread).
     pub fn run_on_own_runtime(self) {
+        crate::background::lower_current_thread_priority();
         match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

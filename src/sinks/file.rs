@@ -98,6 +98,7 @@ fn sync_dir(path: &Path) {
 }
 
 pub fn run(mut receiver: mpsc::Receiver<RecordLine>, mut file: RotatingFile, metrics: SinkMetrics) {
+    crate::background::lower_current_thread_priority();
     while let Some(record) = receiver.blocking_recv() {
         let started = std::time::Instant::now();
         let mut written = 0u64;

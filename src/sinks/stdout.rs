@@ -10,6 +10,7 @@ use crate::record::RecordLine;
 pub fn run(mut receiver: mpsc::Receiver<RecordLine>, metrics: SinkMetrics) {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    crate::background::lower_current_thread_priority();
     while let Some(record) = receiver.blocking_recv() {
         let mut pending = vec![record];
         while let Ok(more) = receiver.try_recv() {

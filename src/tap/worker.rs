@@ -5,9 +5,8 @@
 use std::thread::JoinHandle;
 
 use metrics::Counter;
-use tokio::sync::mpsc;
 
-use super::{OBSERVATIONS_TOTAL, Observation};
+use super::{OBSERVATIONS_TOTAL, Observation, TapReceiver};
 use crate::telemetry::Registry;
 
 /// What analyzers learned about one exchange, passed along the chain so later analyzers (the
@@ -34,7 +33,7 @@ pub struct AnalysisWorker {
 impl AnalysisWorker {
     /// Starts the worker; it ends when every `Tap` clone is dropped and the queue is drained.
     pub fn spawn(
-        mut receiver: mpsc::Receiver<Observation>,
+        receiver: TapReceiver,
         mut analyzers: Vec<Box<dyn Analyzer>>,
         registry: &Registry,
     ) -> std::io::Result<Self> {
@@ -42,7 +41,8 @@ impl AnalysisWorker {
         let thread = std::thread::Builder::new()
             .name("driftwatch-analysis".to_owned())
             .spawn(move || {
-                while let Some(observation) = receiver.blocking_recv() {
+                crate::background::lower_current_thread_priority();
+                while let Some(observation) = receiver.recv_blocking() {
                     let mut findings = Findings::default();
                     for analyzer in &mut analyzers {
                         analyzer.observe(&observation, &mut findings);
