@@ -160,6 +160,6 @@ impl Default for ShutdownSection {
 
 impl Default for AnalysisSection {
     fn default() -> Self {
-        Self { queue: 16_384 }
+        Self { queue: 4096 }
     }
 }

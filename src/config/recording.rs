@@ -228,7 +228,7 @@ impl Default for RecordingSection {
             ],
             slow_threshold: HumanDuration::from_secs(1),
             max_body_bytes: ByteSize(256 * 1024),
-            capture_budget: ByteSize(64 << 20),
+            capture_budget: ByteSize(16 << 20),
             headers: ["content-type", "user-agent", "x-request-id", "traceparent"]
                 .map(String::from)
                 .to_vec(),

@@ -63,13 +63,13 @@ impl Analyzer for Monitor {
         {
             return;
         }
-        let request = observation.request_capture.to_bytes();
+        let request = observation.request_capture.as_slice();
         let success = observation
             .response
             .as_ref()
             .is_some_and(|head| head.status.is_success())
             && observation.proxy_error.is_none();
-        let response = success.then(|| observation.response_capture.to_bytes());
+        let response = success.then(|| observation.response_capture.as_slice());
         let server_error = observation
             .response
             .as_ref()
@@ -78,9 +78,9 @@ impl Analyzer for Monitor {
             path: observation.request.uri.path(),
             model_hint: (&*observation.model != crate::proxy::metrics::UNKNOWN_MODEL)
                 .then_some(&*observation.model),
-            request: &request,
+            request,
             request_truncated: observation.request_capture.truncated(),
-            response: response.as_deref(),
+            response,
             response_truncated: observation.response_capture.truncated(),
             facts: ExchangeFacts {
                 time: observation.started_at,

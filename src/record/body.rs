@@ -29,7 +29,7 @@ impl Encoding {
 /// content type claims, since model servers often omit it); everything else is text when it is
 /// UTF-8 (a truncated body is cut back to a character boundary) and base64 otherwise.
 pub fn encode(capture: &Capture, redactor: &Redactor) -> (Value, Encoding) {
-    let bytes = capture.to_bytes();
+    let bytes = capture.as_slice();
     if !capture.truncated()
         && looks_like_json(&bytes)
         && let Ok(mut value) = serde_json::from_slice::<Value>(&bytes)

@@ -1,6 +1,7 @@
 //! Body capture on the request path: a copy of each body's first bytes, taken while the body
-//! streams, without buffering it and without copying the bytes themselves — captured chunks are
-//! reference-counted slices of the buffers hyper already filled.
+//! streams, without buffering the body. Only the captured prefix is copied; it is copied (rather
+//! than kept as slices of hyper's read buffers) because a small slice would pin a whole read buffer
+//! for as long as the observation waits for analysis, and the budget could not account for that.
 //!
 //! Memory is bounded twice: per body by `recording.max_body_bytes`, and across all exchanges by
 //! `recording.capture_budget` (bytes held by captures in flight or waiting for the analysis
@@ -10,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// The shared budget of captured bytes.
 #[derive(Debug)]
@@ -60,8 +61,7 @@ pub enum Truncation {
 #[derive(Debug, Default)]
 pub struct Capture {
     limit: usize,
-    chunks: Vec<Bytes>,
-    len: usize,
+    bytes: Vec<u8>,
     truncation: Truncation,
     budget: Option<Arc<CaptureBudget>>,
 }
@@ -71,19 +71,18 @@ impl Capture {
     pub fn new(limit: usize, budget: Option<Arc<CaptureBudget>>) -> Self {
         Self {
             limit,
-            chunks: Vec::new(),
-            len: 0,
+            bytes: Vec::new(),
             truncation: Truncation::None,
             budget,
         }
     }
 
-    /// Notes a chunk that passed through.
+    /// Notes a chunk that passed through, copying what fits under the limit.
     pub fn push(&mut self, chunk: &Bytes) {
         if chunk.is_empty() || self.limit == 0 {
             return;
         }
-        let room = self.limit - self.len;
+        let room = self.limit - self.bytes.len();
         if room == 0 {
             self.mark(Truncation::SizeLimit);
             return;
@@ -94,11 +93,10 @@ impl Capture {
         {
             self.mark(Truncation::Budget);
             // Stop capturing this body: a later, smaller chunk must not leave a hole.
-            self.limit = self.len;
+            self.limit = self.bytes.len();
             return;
         }
-        self.chunks.push(chunk.slice(..take));
-        self.len += take;
+        self.bytes.extend_from_slice(&chunk[..take]);
         if take < chunk.len() {
             self.mark(Truncation::SizeLimit);
         }
@@ -116,11 +114,11 @@ impl Capture {
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.bytes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.bytes.is_empty()
     }
 
     pub fn truncated(&self) -> bool {
@@ -131,29 +129,18 @@ impl Capture {
         self.truncation
     }
 
-    /// The captured bytes as one buffer (copied only when they span several chunks).
-    pub fn to_bytes(&self) -> Bytes {
-        match self.chunks.as_slice() {
-            [] => Bytes::new(),
-            [single] => single.clone(),
-            many => {
-                let mut joined = BytesMut::with_capacity(self.len);
-                for chunk in many {
-                    joined.extend_from_slice(chunk);
-                }
-                joined.freeze()
-            }
-        }
+    /// The captured bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes
     }
 }
 
 impl Clone for Capture {
-    /// A clone shares the bytes but not the budget reservation, which stays with the original.
+    /// A clone copies the bytes but not the budget reservation, which stays with the original.
     fn clone(&self) -> Self {
         Self {
             limit: self.limit,
-            chunks: self.chunks.clone(),
-            len: self.len,
+            bytes: self.bytes.clone(),
             truncation: self.truncation,
             budget: None,
         }
@@ -163,7 +150,7 @@ impl Clone for Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         if let Some(budget) = &self.budget {
-            budget.release(self.len);
+            budget.release(self.bytes.len());
         }
     }
 }
@@ -173,21 +160,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn captures_a_prefix_without_copying_and_flags_truncation() {
+    fn captures_a_prefix_and_flags_truncation() {
         let budget = CaptureBudget::new(1 << 20);
         let mut capture = Capture::new(10, Some(budget.clone()));
         let first = Bytes::from_static(b"abcdef");
         capture.push(&first);
         capture.push(&Bytes::from_static(b"ghijkl"));
-        assert_eq!(&capture.to_bytes()[..], b"abcdefghij");
+        assert_eq!(capture.as_slice(), b"abcdefghij");
         assert!(capture.truncated());
         assert_eq!(capture.truncation(), Truncation::SizeLimit);
         assert_eq!(budget.used(), 10);
-        assert_eq!(
-            capture.chunks[0].as_ptr(),
-            first.as_ptr(),
-            "no copy of the chunk"
-        );
         let clone = capture.clone();
         drop(capture);
         assert_eq!(
@@ -227,6 +209,6 @@ mod tests {
         capture.push(&Bytes::from_static(b"data"));
         assert!(!capture.is_enabled());
         assert!(!capture.truncated());
-        assert!(capture.to_bytes().is_empty());
+        assert!(capture.as_slice().is_empty());
     }
 }
