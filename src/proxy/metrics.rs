@@ -4,7 +4,8 @@
 //! most [`MAX_MODEL_LABELS`] names recognised from request paths, then `other`; `code` is the
 //! status code sent to the client, or `499` when the client left before any response.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
+use foldhash::HashMapExt;
 use std::sync::{Arc, RwLock};
 
 use http::Method;
