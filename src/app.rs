@@ -121,12 +121,15 @@ impl Driftwatch {
             registry,
             mut analyzers,
         } = self;
-        let models = Monitor::shared(Models::new(
-            config.monitoring.clone(),
-            config.models.clone(),
-            &registry,
-            false,
-        )?);
+        let models = Monitor::shared(
+            Models::new(
+                config.monitoring.clone(),
+                config.models.clone(),
+                &registry,
+                false,
+            )?
+            .with_feedback(config.feedback.clone())?,
+        );
         if config.monitoring.enabled {
             analyzers.push(Box::new(Monitor::new(models.clone())));
         }
@@ -143,7 +146,13 @@ impl Driftwatch {
         let (tap, observations) = tap::channel(config.analysis.queue.get(), &registry);
         let worker =
             AnalysisWorker::spawn(observations, analyzers, &registry).map_err(AppError::Worker)?;
-        let proxy = Proxy::new(&config, &registry, tap, lifecycle.clone());
+        let proxy = Proxy::new(
+            &config,
+            &registry,
+            tap,
+            lifecycle.clone(),
+            Some(models.clone()),
+        );
 
         let upkeep = tokio::spawn({
             let registry = registry.clone();

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod extract;
+pub mod feedback;
 pub mod lifecycle;
 pub mod monitor;
 pub mod profile;

@@ -99,6 +99,7 @@ fn feed(record: &Value, models: &mut Models) -> bool {
             Some("upstream_error" | "timeout")
         );
     let sample = Sample {
+        request_id: record["id"].as_str().unwrap_or_default(),
         path: record["request"]["path"].as_str().unwrap_or("/"),
         model_hint: record["model"].as_str(),
         request: &request,

@@ -129,3 +129,26 @@ fn unavailable() -> Response {
     )
         .into_response()
 }
+
+/// Bodies larger than this are refused (413): feedback comes in batches, not bulk uploads.
+pub const MAX_FEEDBACK_BYTES: usize = 16 << 20;
+
+/// `POST /api/v1/feedback` (and `/_driftwatch/feedback` on the proxy port when enabled).
+pub async fn feedback(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(denied) = auth::denied(state.config.admin.token.as_ref(), &headers) {
+        return denied;
+    }
+    let (status, answer) = crate::feedback::http::handle(&state.models, &body);
+    (status, Json(answer)).into_response()
+}
+
+pub async fn performance(State(state): State<AdminState>) -> Response {
+    let Ok(models) = state.models.lock() else {
+        return unavailable();
+    };
+    Json(models.feedback.report()).into_response()
+}

@@ -44,6 +44,13 @@ pub fn router(state: AdminState) -> Router {
             "/api/v1/reference/{model}",
             get(api::get_reference).put(api::put_reference),
         )
+        .route(
+            "/api/v1/feedback",
+            axum::routing::post(api::feedback).layer(axum::extract::DefaultBodyLimit::max(
+                api::MAX_FEEDBACK_BYTES,
+            )),
+        )
+        .route("/api/v1/performance", get(api::performance))
         .with_state(state)
 }
 

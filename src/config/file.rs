@@ -7,6 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::feedback::FeedbackSection;
 use super::monitoring::{ModelSection, MonitoringSection};
 use super::recording::{RecordingSection, SinkSection};
 use super::units::{ByteSize, HumanDuration};
@@ -35,6 +36,8 @@ pub struct ConfigFile {
     pub models: Vec<ModelSection>,
     /// Drift, validation and outlier detection.
     pub monitoring: MonitoringSection,
+    /// Ground-truth labels joined to predictions.
+    pub feedback: FeedbackSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -113,6 +116,7 @@ impl Default for ConfigFile {
             sinks: Vec::new(),
             models: Vec::new(),
             monitoring: MonitoringSection::default(),
+            feedback: FeedbackSection::default(),
         }
     }
 }

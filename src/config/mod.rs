@@ -5,6 +5,7 @@
 //! `DRIFTWATCH_*` variables into [`Overrides`], which are applied to the parsed file before
 //! validation, so an invalid override is reported with the key it overrides.
 
+pub mod feedback;
 pub mod file;
 pub mod monitoring;
 pub mod recording;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
 
+pub use feedback::FeedbackConfig;
 pub use file::{ConfigFile, UpstreamProtocolName};
 pub use monitoring::{ModelSpec, MonitoringConfig};
 pub use recording::{RecordingConfig, SinkConfig};
@@ -140,6 +142,7 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     pub models: Vec<ModelSpec>,
     pub monitoring: MonitoringConfig,
+    pub feedback: FeedbackConfig,
     /// The file as given (with overrides applied), secrets redacted, for display.
     pub effective: Arc<ConfigFile>,
 }
@@ -267,6 +270,7 @@ impl Config {
             sinks: recording::validate_sinks(&file.sinks)?,
             models: monitoring::validate_models(&file.models)?,
             monitoring: monitoring::validate_monitoring(&file.monitoring)?,
+            feedback: feedback::validate_feedback(&file.feedback)?,
             effective: Arc::new(file.redacted()),
         })
     }

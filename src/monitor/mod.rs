@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use http::Method;
 
 use self::model::ExchangeFacts;
+use crate::feedback::parse::{Item, Payload};
 use crate::tap::{Analyzer, Findings, Observation, Outcome};
 
 pub const COLUMN_VALUES: &str = "driftwatch_column_values_total";
@@ -54,13 +55,72 @@ impl Monitor {
     }
 }
 
+impl Monitor {
+    /// Labels carried by headers (`feedback.response_label_header`, `feedback.request_label`).
+    fn labels_from_headers(&self, observation: &Observation) -> Vec<Item> {
+        let Ok(models) = self.models.lock() else {
+            return Vec::new();
+        };
+        let config = models.feedback.config().clone();
+        drop(models);
+        let mut items = Vec::new();
+        let label = |value: serde_json::Value| match value {
+            serde_json::Value::Array(labels) if !labels.is_empty() => Payload::Labels(labels),
+            other => Payload::Label(other),
+        };
+        if let (Some(name), Some(head)) = (&config.response_label_header, &observation.response)
+            && let Some(value) = head
+                .headers
+                .get(name)
+                .and_then(crate::feedback::header_label)
+        {
+            items.push(Item {
+                request_id: observation
+                    .request_id
+                    .to_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                payload: label(value),
+            });
+        }
+        if let Some((id_header, label_header)) = &config.request_label {
+            let headers = &observation.request.headers;
+            if let (Some(id), Some(value)) = (
+                headers.get(id_header).and_then(|v| v.to_str().ok()),
+                headers
+                    .get(label_header)
+                    .and_then(crate::feedback::header_label),
+            ) {
+                items.push(Item {
+                    request_id: id.to_owned(),
+                    payload: label(value),
+                });
+            }
+        }
+        items
+    }
+
+    fn apply_labels(&self, labels: Vec<Item>) {
+        if labels.is_empty() {
+            return;
+        }
+        if let Ok(mut models) = self.models.lock() {
+            models.apply_feedback(labels, std::time::SystemTime::now());
+        }
+    }
+}
+
 impl Analyzer for Monitor {
     fn observe(&mut self, observation: &Observation, findings: &mut Findings) {
+        // A response header's label is for this exchange's own prediction: it is applied after
+        // the exchange has been monitored (and its prediction remembered).
+        let labels = self.labels_from_headers(observation);
         // Inference calls carry a body; health checks, metadata reads and the like do not.
         let method = &observation.request.method;
         if !(method == Method::POST || method == Method::PUT || method == Method::PATCH)
             || observation.request_capture.is_empty() && !observation.request_capture.truncated()
         {
+            self.apply_labels(labels);
             return;
         }
         let request = observation.request_capture.as_slice();
@@ -75,6 +135,7 @@ impl Analyzer for Monitor {
             .as_ref()
             .is_some_and(|head| head.status.is_server_error());
         let sample = Sample {
+            request_id: observation.request_id.to_str().unwrap_or_default(),
             path: observation.request.uri.path(),
             model_hint: (&*observation.model != crate::proxy::metrics::UNKNOWN_MODEL)
                 .then_some(&*observation.model),
@@ -93,7 +154,13 @@ impl Analyzer for Monitor {
             },
         };
         let found = match self.models.lock() {
-            Ok(mut models) => models.observe(&sample),
+            Ok(mut models) => {
+                let found = models.observe(&sample);
+                if !labels.is_empty() {
+                    models.apply_feedback(labels, std::time::SystemTime::now());
+                }
+                found
+            }
             Err(_) => return,
         };
         if let Some(found) = found {

@@ -417,7 +417,8 @@ impl ModelMonitor {
             let mut row_score: Option<f64> = None;
             for (index, column) in self.columns.iter_mut().enumerate() {
                 let profile = &column.reference.columns[column.index];
-                if profile.role == Role::Output && !outputs_present {
+                // Labels come later, through feedback (`ingest_labels`).
+                if profile.role == Role::Label || profile.role == Role::Output && !outputs_present {
                     continue;
                 }
                 let cell = lookup[index]
@@ -466,6 +467,31 @@ impl ModelMonitor {
         }
         self.window_rows_gauge.set(self.rows_in_window() as f64);
         findings
+    }
+
+    /// Takes joined labels (one per row) into the reference's `label` column: validation counts
+    /// and the window, so label shift is judged like any column. No label column, no effect.
+    pub fn ingest_labels(&mut self, labels: &[Cell], time: SystemTime) {
+        if !matches!(self.reference, ReferenceState::Ready { .. }) {
+            return;
+        }
+        self.advance_clock(time);
+        let slot = self.current_slot();
+        for column in &mut self.columns {
+            let profile = &column.reference.columns[column.index];
+            if profile.role != Role::Label {
+                continue;
+            }
+            for cell in labels {
+                let status = validate(cell, profile.kind, Some(profile));
+                column.pending_statuses[status.index()] += 1;
+                let bin = column.window.add(slot, cell);
+                if let Some(pending) = column.pending_bins.get_mut(bin) {
+                    *pending += 1;
+                }
+            }
+            column.flush_counts();
+        }
     }
 
     fn learn(&mut self, extraction: &Extraction, findings: &mut MonitorFindings) {

@@ -8,13 +8,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use metrics::Counter;
 
 use super::model::{ExchangeFacts, ModelMonitor, MonitorFindings};
 use super::reference::Profile;
-use crate::config::{ModelSpec, MonitoringConfig};
+use crate::config::{FeedbackConfig, ModelSpec, MonitoringConfig};
 use crate::extract;
+use crate::feedback::parse::Item;
+use crate::feedback::{Feedback, JoinCounts};
 use crate::telemetry::Registry;
 
 pub type SharedModels = Arc<Mutex<Models>>;
@@ -26,6 +29,8 @@ pub const MODEL_LIMIT: &str = "model_limit";
 
 /// One exchange, as monitoring reads it (from a live observation or a replayed record).
 pub struct Sample<'a> {
+    /// The request id, which labels will name.
+    pub request_id: &'a str,
     pub path: &'a str,
     /// The model label the proxy already gave the exchange, if any.
     pub model_hint: Option<&'a str>,
@@ -46,6 +51,8 @@ pub struct Models {
     extract_errors: HashMap<(String, &'static str), Counter>,
     /// Keep every closed window's report (for replay), not only the last.
     keep_closed: bool,
+    /// Predictions waiting for labels, and performance from joined labels.
+    pub feedback: Feedback,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +63,8 @@ pub enum MonitorError {
         path: String,
         message: String,
     },
+    #[error("{0}")]
+    Feedback(String),
 }
 
 impl Models {
@@ -80,7 +89,19 @@ impl Models {
                 references.insert(spec.name.clone(), profile);
             }
         }
+        let window_labels = match config.window {
+            crate::config::monitoring::WindowConfig::Tumbling { rows } => rows,
+            crate::config::monitoring::WindowConfig::Sliding { .. } => 5000,
+        };
+        let feedback = Feedback::new(
+            crate::config::feedback::validate_feedback(&Default::default())
+                .expect("the default feedback config is valid"),
+            window_labels,
+            registry,
+        )
+        .expect("the default feedback config opens no file");
         let mut models = Self {
+            feedback,
             config: Arc::new(config),
             specs,
             references,
@@ -94,6 +115,28 @@ impl Models {
             models.monitor(&spec.name, spec.clone());
         }
         Ok(models)
+    }
+
+    /// Replaces the feedback state (with the configured one).
+    pub fn with_feedback(mut self, config: FeedbackConfig) -> Result<Self, MonitorError> {
+        let window_labels = match self.config.window {
+            crate::config::monitoring::WindowConfig::Tumbling { rows } => rows,
+            crate::config::monitoring::WindowConfig::Sliding { .. } => 5000,
+        };
+        self.feedback =
+            Feedback::new(config, window_labels, &self.registry).map_err(MonitorError::Feedback)?;
+        Ok(self)
+    }
+
+    /// Joins labels (feedback) and feeds them to the drift engine's label columns.
+    pub fn apply_feedback(&mut self, items: Vec<Item>, now: SystemTime) -> JoinCounts {
+        let (counts, joined) = self.feedback.apply(items, now);
+        for labels in joined {
+            if let Some(monitor) = self.monitors.get_mut(&*labels.model) {
+                monitor.ingest_labels(&labels.labels, labels.time);
+            }
+        }
+        counts
     }
 
     pub fn config(&self) -> &MonitoringConfig {
@@ -236,6 +279,14 @@ impl Models {
         };
         monitor.protocol = Some(protocol.as_str());
         let found = monitor.ingest(&extraction, sample.facts);
+        let predictions = crate::feedback::predictions(&extraction, monitor.spec().task);
+        self.feedback.remember(
+            sample.request_id,
+            &name,
+            sample.facts.time,
+            predictions,
+            SystemTime::now().max(sample.facts.time),
+        );
         if let Some(error) = &extraction.response_error {
             self.count_error(&name, error.reason);
         }

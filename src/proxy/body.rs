@@ -226,7 +226,7 @@ mod tests {
         let registry = Registry::new();
         let (tap, observations) = tap::channel(8, &registry);
         let config = Config::from_file(ConfigFile::default()).unwrap();
-        let proxy = Proxy::new(&config, &registry, tap, Lifecycle::new());
+        let proxy = Proxy::new(&config, &registry, tap, Lifecycle::new(), None);
         let request = Request::post("/v2/models/iris/infer").body(()).unwrap();
         let exchange = Exchange::begin(
             proxy.shared.clone(),
@@ -262,7 +262,7 @@ mod tests {
         let registry = Registry::new();
         let (tap, observations) = tap::channel(8, &registry);
         let config = Config::from_file(ConfigFile::default()).unwrap();
-        let proxy = Proxy::new(&config, &registry, tap, Lifecycle::new());
+        let proxy = Proxy::new(&config, &registry, tap, Lifecycle::new(), None);
         let request = Request::get("/health").body(()).unwrap();
         let exchange = Exchange::begin(
             proxy.shared.clone(),

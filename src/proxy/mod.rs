@@ -15,6 +15,7 @@
 mod body;
 mod error;
 mod exchange;
+mod feedback;
 pub mod headers;
 pub mod metrics;
 mod upgrade;
@@ -42,6 +43,7 @@ use self::headers::{Upgrade, X_REQUEST_ID};
 use self::metrics::ProxyMetrics;
 use crate::config::Config;
 use crate::lifecycle::{Lifecycle, Phase};
+use crate::monitor::SharedModels;
 use crate::tap::{Capture, CaptureBudget, Tap};
 use crate::telemetry::Registry;
 use crate::upstream::{self, Origin};
@@ -65,10 +67,18 @@ pub(crate) struct Shared {
     /// Per-direction body capture size; 0 when nothing consumes captures.
     capture_limit: usize,
     capture_budget: Arc<CaptureBudget>,
+    /// `POST /_driftwatch/feedback` answered here (`feedback.proxy_endpoint`).
+    feedback: Option<feedback::Endpoint>,
 }
 
 impl Proxy {
-    pub fn new(config: &Config, registry: &Registry, tap: Tap, lifecycle: Lifecycle) -> Self {
+    pub fn new(
+        config: &Config,
+        registry: &Registry,
+        tap: Tap,
+        lifecycle: Lifecycle,
+        models: Option<SharedModels>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 client: upstream::client(&config.upstream),
@@ -89,6 +99,9 @@ impl Proxy {
                 tap,
                 capture_limit: config.capture_limit(),
                 capture_budget: CaptureBudget::new(config.recording.capture_budget),
+                feedback: models
+                    .filter(|_| config.feedback.proxy_endpoint)
+                    .map(|models| feedback::Endpoint::new(models, config.admin.token.clone())),
             }),
         }
     }
@@ -130,6 +143,13 @@ async fn handle(
 
     if let Err(error) = shared.admit(&mut exchange, &request) {
         return Ok(exchange.reject(error));
+    }
+
+    // The one path the proxy answers itself, when configured; never forwarded.
+    if let Some(endpoint) = &shared.feedback
+        && request.uri().path() == feedback::PATH
+    {
+        return Ok(endpoint.answer(request, exchange).await);
     }
 
     // The client's upgrade handle must be taken before the request is consumed. Upgrades are an

@@ -31,13 +31,13 @@ impl Encoding {
 pub fn encode(capture: &Capture, redactor: &Redactor) -> (Value, Encoding) {
     let bytes = capture.as_slice();
     if !capture.truncated()
-        && looks_like_json(&bytes)
-        && let Ok(mut value) = serde_json::from_slice::<Value>(&bytes)
+        && looks_like_json(bytes)
+        && let Ok(mut value) = serde_json::from_slice::<Value>(bytes)
     {
         redactor.redact(&mut value);
         return (value, Encoding::Json);
     }
-    let text = match std::str::from_utf8(&bytes) {
+    let text = match std::str::from_utf8(bytes) {
         Ok(text) => Some(text),
         // A cut in the middle of a multi-byte character is still text.
         Err(error) if capture.truncated() && error.error_len().is_none() => {
@@ -48,7 +48,7 @@ pub fn encode(capture: &Capture, redactor: &Redactor) -> (Value, Encoding) {
     match text {
         Some(text) => (Value::String(text.to_owned()), Encoding::Text),
         None => (
-            Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
             Encoding::Base64,
         ),
     }

@@ -1,0 +1,628 @@
+//! Feedback (SPEC §8): ground-truth labels joined to the predictions they judge, by request id,
+//! in bounded memory; live model performance over windows of labels; concept drift on the error
+//! stream; and the feedback delay — the length of the feedback loop.
+//!
+//! Predictions are remembered by the monitor as it reads responses ([`Feedback::remember`]);
+//! labels arrive through `POST /api/v1/feedback` (or `/_driftwatch/feedback` on the proxy port,
+//! or configured headers) and are joined by [`Feedback::apply`]. Label shift goes through the drift
+//! engine: joined labels feed the model's `label` columns.
+
+pub mod http;
+pub mod parse;
+pub mod performance;
+pub mod store;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use metrics::{Counter, Gauge, Histogram, Unit};
+use serde::Serialize;
+use serde_json::Value;
+
+use self::parse::{Item, Payload};
+use self::performance::{ClassificationScores, Confusion, Errors, RegressionScores};
+use self::store::{Eviction, Lookup, Pending, PendingStore, Prediction};
+use crate::config::FeedbackConfig;
+use crate::config::feedback::BaselineSection;
+use crate::config::monitoring::TaskName;
+use crate::extract::table::{Cell, Extraction};
+use crate::monitor::detectors::{Adwin, ChangeDetector, Ddm};
+use crate::monitor::reference::{category, number};
+use crate::telemetry::Registry;
+
+const FEEDBACK_TOTAL: &str = "driftwatch_feedback_total";
+const FEEDBACK_DELAY: &str = "driftwatch_feedback_delay_seconds";
+const PERFORMANCE: &str = "driftwatch_model_performance";
+const PERFORMANCE_BASELINE: &str = "driftwatch_model_performance_baseline";
+const PERFORMANCE_DROP: &str = "driftwatch_model_performance_drop";
+const CONCEPT_DRIFT: &str = "driftwatch_concept_drift_detected";
+const PENDING: &str = "driftwatch_feedback_pending";
+const PENDING_BYTES: &str = "driftwatch_feedback_pending_bytes";
+const EVICTED: &str = "driftwatch_feedback_evicted_total";
+
+/// Outcomes of one feedback item, as counted and answered.
+pub const OUTCOMES: [&str; 5] = ["joined", "unknown", "expired", "invalid", "duplicate"];
+
+/// What a feedback call did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JoinCounts {
+    pub joined: u64,
+    pub unknown: u64,
+    pub expired: u64,
+    pub invalid: u64,
+    pub duplicate: u64,
+    /// Why items were invalid (the first few).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// Labels joined for one model: what the drift engine needs for label shift.
+pub struct JoinedLabels {
+    pub model: Arc<str>,
+    pub labels: Vec<Cell>,
+    pub time: SystemTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Classification,
+    Regression,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PerformanceReport {
+    pub task: Task,
+    pub labels: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<ClassificationScores>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regression: Option<RegressionScores>,
+}
+
+impl PerformanceReport {
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
+        match (&self.classification, &self.regression) {
+            (Some(c), _) => vec![
+                ("accuracy", c.accuracy),
+                ("precision", c.precision),
+                ("recall", c.recall),
+                ("f1", c.f1),
+            ],
+            (_, Some(r)) => vec![("mae", r.mae), ("rmse", r.rmse)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+struct ModelPerformance {
+    task: Option<Task>,
+    confusion: Confusion,
+    errors: Errors,
+    window_labels: usize,
+    window_index: u64,
+    last: Option<PerformanceReport>,
+    ddm: Ddm,
+    adwin: Adwin,
+    concept_drift_in_window: bool,
+    /// What `driftwatch_concept_drift_detected` says.
+    concept_flag: bool,
+    concept_drift_points: u64,
+    baselines: Vec<BaselineSection>,
+    gauges: HashMap<&'static str, Gauge>,
+    baseline_gauges: HashMap<String, (Gauge, Gauge)>,
+    concept_gauge: Gauge,
+    delay: Histogram,
+    outcomes: HashMap<&'static str, Counter>,
+}
+
+impl ModelPerformance {
+    fn new(
+        model: &str,
+        window_labels: usize,
+        baselines: Vec<BaselineSection>,
+        registry: &Registry,
+    ) -> Self {
+        let labels = [("model", model)];
+        let mut baseline_gauges = HashMap::new();
+        for baseline in &baselines {
+            let series = [("model", model), ("metric", baseline.metric.as_str())];
+            let value = registry.gauge(PERFORMANCE_BASELINE, &series);
+            value.set(baseline.value);
+            baseline_gauges.insert(
+                baseline.metric.clone(),
+                (value, registry.gauge(PERFORMANCE_DROP, &series)),
+            );
+        }
+        Self {
+            task: None,
+            confusion: Confusion::default(),
+            errors: Errors::default(),
+            window_labels: window_labels.max(1),
+            window_index: 0,
+            last: None,
+            ddm: Ddm::default(),
+            adwin: Adwin::default(),
+            concept_drift_in_window: false,
+            concept_flag: false,
+            concept_drift_points: 0,
+            baselines,
+            gauges: crate::config::feedback::METRICS
+                .iter()
+                .map(|metric| {
+                    (
+                        *metric,
+                        registry.gauge(PERFORMANCE, &[("model", model), ("metric", metric)]),
+                    )
+                })
+                .collect(),
+            baseline_gauges,
+            concept_gauge: registry.gauge(CONCEPT_DRIFT, &labels),
+            delay: registry.histogram(FEEDBACK_DELAY, &labels),
+            outcomes: OUTCOMES
+                .iter()
+                .map(|outcome| {
+                    (
+                        *outcome,
+                        registry.counter(FEEDBACK_TOTAL, &[("model", model), ("outcome", outcome)]),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        if let Some(counter) = self.outcomes.get(outcome) {
+            counter.increment(1);
+        }
+    }
+
+    /// One labelled row.
+    fn add(&mut self, truth: &Value, predicted: &Prediction) -> bool {
+        match predicted {
+            Prediction::Class(class) => {
+                let Some(truth) = category(&Cell::from_json(truth)) else {
+                    return false;
+                };
+                self.task = Some(Task::Classification);
+                self.confusion.add(&truth, class);
+                let error = f64::from(u8::from(truth.as_str() != &**class));
+                if self.ddm.update(error) {
+                    self.concept_drift();
+                }
+            }
+            Prediction::Value(value) => {
+                let Some(truth) = number(&Cell::from_json(truth)) else {
+                    return false;
+                };
+                self.task = Some(Task::Regression);
+                self.errors.add(truth, *value);
+                if self.adwin.update((truth - value).abs()) {
+                    self.concept_drift();
+                }
+            }
+            Prediction::Missing => return false,
+        }
+        if self.labels_in_window() >= self.window_labels as u64 {
+            self.close_window();
+        }
+        true
+    }
+
+    fn concept_drift(&mut self) {
+        self.concept_drift_in_window = true;
+        self.concept_flag = true;
+        self.concept_drift_points += 1;
+        self.concept_gauge.set(1.0);
+    }
+
+    fn labels_in_window(&self) -> u64 {
+        self.confusion.total() + self.errors.total()
+    }
+
+    fn report(&self) -> Option<PerformanceReport> {
+        let task = self.task?;
+        Some(PerformanceReport {
+            task,
+            labels: self.labels_in_window(),
+            classification: self.confusion.scores(),
+            regression: self.errors.scores(),
+        })
+    }
+
+    fn close_window(&mut self) {
+        if let Some(report) = self.report() {
+            for (metric, value) in report.metrics() {
+                if let Some(gauge) = self.gauges.get(metric) {
+                    gauge.set(value);
+                }
+                for baseline in self.baselines.iter().filter(|b| b.metric == metric) {
+                    let lower_is_better = matches!(metric, "mae" | "rmse");
+                    let dropped = if lower_is_better {
+                        value > baseline.value + baseline.margin
+                    } else {
+                        value < baseline.value - baseline.margin
+                    };
+                    if let Some((_, drop)) = self.baseline_gauges.get(metric) {
+                        drop.set(f64::from(u8::from(dropped)));
+                    }
+                }
+            }
+            self.last = Some(report);
+        }
+        // The flag stays up through the window where the change was detected and clears at the
+        // end of a window without one.
+        self.concept_flag = self.concept_drift_in_window;
+        self.concept_gauge
+            .set(f64::from(u8::from(self.concept_flag)));
+        self.concept_drift_in_window = false;
+        self.confusion = Confusion::default();
+        self.errors = Errors::default();
+        self.window_index += 1;
+    }
+}
+
+pub struct Feedback {
+    config: FeedbackConfig,
+    store: PendingStore,
+    models: HashMap<String, ModelPerformance>,
+    window_labels: usize,
+    registry: Registry,
+    pending: Gauge,
+    pending_bytes: Gauge,
+    unknown: Counter,
+    rewards: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Feedback {
+    pub fn new(
+        config: FeedbackConfig,
+        window_labels: usize,
+        registry: &Registry,
+    ) -> Result<Self, String> {
+        registry.describe_counter(
+            FEEDBACK_TOTAL,
+            "Feedback items by outcome: joined, unknown, expired, invalid, duplicate.",
+        );
+        registry.describe_histogram(
+            FEEDBACK_DELAY,
+            Unit::Seconds,
+            "Time from a prediction to its label: the feedback loop length.",
+        );
+        registry.describe_gauge(PERFORMANCE, "Model performance over the last complete window of labels (accuracy, precision, recall, f1 macro; mae, rmse).");
+        registry.describe_gauge(
+            PERFORMANCE_BASELINE,
+            "The configured expected performance (feedback.baselines).",
+        );
+        registry.describe_gauge(
+            PERFORMANCE_DROP,
+            "1 when the last window undercut its baseline by more than the margin.",
+        );
+        registry.describe_gauge(CONCEPT_DRIFT, "1 when DDM (classification) or ADWIN (regression) found a change in the error stream in the current or last window.");
+        registry.describe_gauge(PENDING, "Predictions waiting for labels.");
+        registry.describe_gauge(
+            PENDING_BYTES,
+            "Approximate memory held by predictions waiting for labels.",
+        );
+        registry.describe_counter(
+            EVICTED,
+            "Predictions dropped without a label, by reason (ttl, capacity).",
+        );
+        let rewards = match &config.rewards_file {
+            Some(path) => Some(std::io::BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("feedback.rewards_file {}: {e}", path.display()))?,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            store: PendingStore::new(config.ttl, config.max_pending),
+            config,
+            models: HashMap::new(),
+            window_labels,
+            pending: registry.gauge(PENDING, &[]),
+            pending_bytes: registry.gauge(PENDING_BYTES, &[]),
+            unknown: registry.counter(
+                FEEDBACK_TOTAL,
+                &[("model", "unknown"), ("outcome", "unknown")],
+            ),
+            registry: registry.clone(),
+            rewards,
+        })
+    }
+
+    pub fn config(&self) -> &FeedbackConfig {
+        &self.config
+    }
+
+    pub fn pending(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn pending_bytes(&self) -> usize {
+        self.store.bytes()
+    }
+
+    fn model(&mut self, model: &str) -> &mut ModelPerformance {
+        if !self.models.contains_key(model) {
+            let baselines = self
+                .config
+                .baselines
+                .iter()
+                .filter(|b| b.model == model)
+                .cloned()
+                .collect();
+            let performance =
+                ModelPerformance::new(model, self.window_labels, baselines, &self.registry);
+            self.models.insert(model.to_owned(), performance);
+        }
+        self.models.get_mut(model).expect("inserted above")
+    }
+
+    fn count_evictions(&mut self, evicted: Vec<(Arc<str>, Eviction)>) {
+        for (model, reason) in evicted {
+            let reason = match reason {
+                Eviction::Ttl => "ttl",
+                Eviction::Capacity => "capacity",
+            };
+            self.registry
+                .counter(EVICTED, &[("model", &model), ("reason", reason)])
+                .increment(1);
+        }
+        self.pending.set(self.store.len() as f64);
+        self.pending_bytes.set(self.store.bytes() as f64);
+    }
+
+    /// Counts items rejected before any join (a malformed feedback body).
+    pub fn count_invalid(&self, items: u64) {
+        self.registry
+            .counter(
+                FEEDBACK_TOTAL,
+                &[("model", "unknown"), ("outcome", "invalid")],
+            )
+            .increment(items);
+    }
+
+    /// Remembers the predictions of one exchange until its labels come.
+    pub fn remember(
+        &mut self,
+        request_id: &str,
+        model: &str,
+        time: SystemTime,
+        predictions: Vec<Prediction>,
+        now: SystemTime,
+    ) {
+        if predictions.is_empty() || request_id.is_empty() {
+            return;
+        }
+        self.model(model);
+        let pending = Pending {
+            model: model.into(),
+            time,
+            predictions: predictions.into(),
+            joined: false,
+        };
+        let evicted = self.store.insert(request_id, pending, now);
+        self.count_evictions(evicted);
+    }
+
+    /// Joins labels; returns the counts and the labels joined per model (for label shift).
+    pub fn apply(&mut self, items: Vec<Item>, now: SystemTime) -> (JoinCounts, Vec<JoinedLabels>) {
+        let evicted = self.store.evict(now);
+        self.count_evictions(evicted);
+        let mut counts = JoinCounts::default();
+        let mut joined_labels: Vec<JoinedLabels> = Vec::new();
+        for item in items {
+            match item.payload {
+                Payload::Rewards(rewards) => {
+                    self.reward(&item.request_id, &rewards, now, &mut counts)
+                }
+                Payload::Labels(labels) => self.join(
+                    &item.request_id,
+                    Labels::PerRow(labels),
+                    now,
+                    &mut counts,
+                    &mut joined_labels,
+                ),
+                Payload::Label(label) => self.join(
+                    &item.request_id,
+                    Labels::One(label),
+                    now,
+                    &mut counts,
+                    &mut joined_labels,
+                ),
+            }
+        }
+        if let Some(rewards) = &mut self.rewards {
+            let _ = rewards.flush();
+        }
+        (counts, joined_labels)
+    }
+
+    fn reward(
+        &mut self,
+        request_id: &str,
+        rewards: &[(String, f64)],
+        now: SystemTime,
+        counts: &mut JoinCounts,
+    ) {
+        let Some(file) = &mut self.rewards else {
+            counts.invalid += 1;
+            counts.problems.push(format!(
+                "{request_id}: rewards need feedback.rewards_file to be configured"
+            ));
+            return;
+        };
+        let time = humantime::format_rfc3339_micros(now).to_string();
+        for (item, reward) in rewards {
+            let line = serde_json::json!({"request_id": request_id, "id": item, "reward": reward, "time": time});
+            let _ = writeln!(file, "{line}");
+        }
+        counts.joined += 1;
+    }
+
+    fn join(
+        &mut self,
+        request_id: &str,
+        labels: Labels,
+        now: SystemTime,
+        counts: &mut JoinCounts,
+        joined_labels: &mut Vec<JoinedLabels>,
+    ) {
+        let (model, predictions, time) = match self.store.lookup(request_id) {
+            Lookup::Unknown => {
+                counts.unknown += 1;
+                self.unknown.increment(1);
+                return;
+            }
+            Lookup::Expired => {
+                counts.expired += 1;
+                self.registry
+                    .counter(
+                        FEEDBACK_TOTAL,
+                        &[("model", "unknown"), ("outcome", "expired")],
+                    )
+                    .increment(1);
+                return;
+            }
+            Lookup::Found(pending) => {
+                if pending.joined {
+                    let model = pending.model.clone();
+                    counts.duplicate += 1;
+                    self.model(&model).count("duplicate");
+                    return;
+                }
+                (
+                    pending.model.clone(),
+                    pending.predictions.clone(),
+                    pending.time,
+                )
+            }
+        };
+        let truths: Vec<Value> = match labels {
+            Labels::PerRow(values) if values.len() == predictions.len() => values,
+            Labels::PerRow(values) => {
+                counts.invalid += 1;
+                counts.problems.push(format!(
+                    "{request_id}: {} labels for {} rows",
+                    values.len(),
+                    predictions.len()
+                ));
+                self.model(&model).count("invalid");
+                return;
+            }
+            Labels::One(value) => vec![value; predictions.len()],
+        };
+        let performance = self.model(&model);
+        let mut scored = 0;
+        for (truth, predicted) in truths.iter().zip(predictions.iter()) {
+            if performance.add(truth, predicted) {
+                scored += 1;
+            }
+        }
+        if scored == 0 {
+            counts.invalid += 1;
+            counts.problems.push(format!(
+                "{request_id}: labels of the wrong type for the predictions"
+            ));
+            performance.count("invalid");
+            return;
+        }
+        performance.count("joined");
+        performance
+            .delay
+            .record(now.duration_since(time).unwrap_or_default().as_secs_f64());
+        if let Lookup::Found(pending) = self.store.lookup(request_id) {
+            pending.joined = true;
+        }
+        counts.joined += 1;
+        joined_labels.push(JoinedLabels {
+            model,
+            labels: truths.iter().map(Cell::from_json).collect(),
+            time: now,
+        });
+    }
+
+    /// `GET /api/v1/performance`.
+    pub fn report(&self) -> Value {
+        let mut models: Vec<(&String, &ModelPerformance)> = self.models.iter().collect();
+        models.sort_by(|a, b| a.0.cmp(b.0));
+        let list: Vec<Value> = models
+            .into_iter()
+            .map(|(name, performance)| {
+                serde_json::json!({
+                    "model": name,
+                    "task": performance.task,
+                    "window_labels": performance.window_labels,
+                    "window_index": performance.window_index,
+                    "last_window": performance.last,
+                    "open_window": performance.report(),
+                    "concept_drift": {
+                        "detected": performance.concept_flag,
+                        "change_points": performance.concept_drift_points,
+                    },
+                    "baselines": performance.baselines.iter().map(|b| serde_json::json!({"metric": b.metric, "value": b.value, "margin": b.margin})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "pending": self.store.len(),
+            "pending_bytes": self.store.bytes(),
+            "models": list,
+        })
+    }
+}
+
+enum Labels {
+    PerRow(Vec<Value>),
+    One(Value),
+}
+
+/// What each row predicted: a categorical output is a class; several numeric outputs are class
+/// probabilities (argmax, unless the task is regression); one numeric output is a value (a class
+/// when the task is classification).
+pub fn predictions(extraction: &Extraction, task: Option<TaskName>) -> Vec<Prediction> {
+    let outputs = &extraction.outputs;
+    if outputs.columns.is_empty() {
+        return Vec::new();
+    }
+    let probabilities = outputs.columns.len() > 1
+        && outputs.columns.iter().all(|c| !c.categorical)
+        && task != Some(TaskName::Regression);
+    outputs
+        .rows
+        .iter()
+        .map(|cells| {
+            if probabilities {
+                let best = cells
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| number(c).map(|x| (i, x)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1));
+                return best.map_or(Prediction::Missing, |(i, _)| {
+                    Prediction::Class(i.to_string().into())
+                });
+            }
+            let cell = &cells[0];
+            if outputs.columns[0].categorical || task == Some(TaskName::Classification) {
+                category(cell).map_or(Prediction::Missing, |c| Prediction::Class(c.into()))
+            } else {
+                number(cell).map_or(Prediction::Missing, Prediction::Value)
+            }
+        })
+        .collect()
+}
+
+/// The label value a header carries: a JSON value when it parses as one, else the text.
+pub fn header_label(value: &::http::HeaderValue) -> Option<Value> {
+    let text = value.to_str().ok()?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())))
+}
