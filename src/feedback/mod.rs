@@ -109,6 +109,9 @@ struct ModelPerformance {
     concept_drift_in_window: bool,
     /// What `driftwatch_concept_drift_detected` says.
     concept_flag: bool,
+    /// The error (1 − accuracy, or MAE) of the last window before the flag rose: the flag clears
+    /// once a window's error is back near it.
+    healthy_error: Option<f64>,
     concept_drift_points: u64,
     baselines: Vec<BaselineSection>,
     gauges: HashMap<&'static str, Gauge>,
@@ -147,6 +150,7 @@ impl ModelPerformance {
             adwin: Adwin::default(),
             concept_drift_in_window: false,
             concept_flag: false,
+            healthy_error: None,
             concept_drift_points: 0,
             baselines,
             gauges: crate::config::feedback::METRICS
@@ -252,9 +256,25 @@ impl ModelPerformance {
             }
             self.last = Some(report);
         }
-        // The flag stays up through the window where the change was detected and clears at the
-        // end of a window without one.
-        self.concept_flag = self.concept_drift_in_window;
+        // The flag rises with a detection and stays up until a whole window's error is back
+        // near what it was before the change (the model recovered, or was replaced).
+        let error = self.last.as_ref().and_then(|report| {
+            report
+                .classification
+                .map(|c| 1.0 - c.accuracy)
+                .or(report.regression.map(|r| r.mae))
+        });
+        match (self.concept_flag, error, self.healthy_error) {
+            (false, Some(error), _) if !self.concept_drift_in_window => {
+                self.healthy_error = Some(error);
+            }
+            (true, Some(error), Some(healthy))
+                if !self.concept_drift_in_window && error <= healthy * 1.1 + 0.01 =>
+            {
+                self.concept_flag = false;
+            }
+            _ => {}
+        }
         self.concept_gauge
             .set(f64::from(u8::from(self.concept_flag)));
         self.concept_drift_in_window = false;
