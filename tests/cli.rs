@@ -129,7 +129,7 @@ fn demo_runs_traffic_through_driftwatch_and_reports() {
         .args([
             "demo",
             "--duration",
-            "16s",
+            "20s",
             "--drift-at",
             "8s",
             "--rate",
@@ -195,4 +195,18 @@ fn demo_runs_traffic_through_driftwatch_and_reports() {
     );
     assert!(stdout.contains("outliers:"), "{stdout}");
     assert!(stdout.contains("nan="), "NaN values are counted: {stdout}");
+    // Delayed labels: accuracy falls after the concept change and the flag rises.
+    assert!(stdout.contains("concept drift: flagged at"), "{stdout}");
+    let accuracy = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("accuracy:"))
+        .expect("accuracy line");
+    let numbers: Vec<f64> = accuracy
+        .split_whitespace()
+        .filter_map(|w| w.trim_end_matches(',').parse().ok())
+        .collect();
+    assert!(
+        numbers.len() >= 2 && numbers[0] > numbers[1] + 0.1,
+        "{accuracy}"
+    );
 }

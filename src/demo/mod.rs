@@ -141,6 +141,7 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
 
     let started = Instant::now();
     let stats = Arc::new(Mutex::new(TrafficStats::default()));
+    let labels = Arc::new(Mutex::new(std::collections::VecDeque::new()));
     let generator = tokio::spawn(
         Generator {
             target: format!("http://{proxy_addr}"),
@@ -149,9 +150,15 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
             drift_at: started + options.drift_at,
             until: started + options.duration,
             stats: stats.clone(),
+            labels: labels.clone(),
         }
         .run(),
     );
+    let label_sender = tokio::spawn(traffic::send_labels(
+        admin_addr.to_string(),
+        labels,
+        started + options.duration,
+    ));
 
     let mut ticker =
         tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
@@ -195,6 +202,8 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
         out.flush().map_err(io)?;
     }
     let _ = generator.await;
+    // The last labels are not due yet; the demo sends them now rather than wait.
+    let _ = label_sender.await;
     watcher.poll(started.elapsed().as_secs_f64()).await;
     let (validation, outliers) = watcher.validation().await;
 
@@ -245,6 +254,9 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
         writeln!(out, "    {column:<13} {}", counts.join(" ")).map_err(io)?;
     }
     for line in drift_report(&watcher, options.drift_at.as_secs_f64()) {
+        writeln!(out, "  {line}").map_err(io)?;
+    }
+    for line in watcher.performance_report(options.drift_at.as_secs_f64()) {
         writeln!(out, "  {line}").map_err(io)?;
     }
     Ok(())

@@ -110,6 +110,28 @@ pub struct Generator {
     pub drift_at: Instant,
     pub until: Instant,
     pub stats: Arc<Mutex<TrafficStats>>,
+    /// Ground truth of each answered request, as feedback lines, with when they become known.
+    pub labels: Arc<Mutex<std::collections::VecDeque<(Instant, String)>>>,
+}
+
+/// How late the ground truth becomes known (the feedback loop of the demo's "business").
+pub const LABEL_DELAY: Duration = Duration::from_secs(2);
+/// Share of labels that disagree with the true concept (noisy ground truth).
+const LABEL_NOISE: f64 = 0.03;
+
+/// The true class of a row. Before the concept change it is the rule the model learned (so a
+/// shift in the inputs alone does not make the model wrong); after it, the boundary between
+/// versicolor and virginica moves from petal width 1.75 down to 1.3 — invisible in the inputs.
+pub fn true_class(row: &[f64; 4], concept_changed: bool) -> i64 {
+    let (petal_length, petal_width) = (row[2], row[3]);
+    let boundary = if concept_changed { 1.3 } else { 1.75 };
+    if petal_length < 2.45 {
+        0
+    } else if petal_width < boundary {
+        1
+    } else {
+        2
+    }
 }
 
 impl Generator {
@@ -124,6 +146,7 @@ impl Generator {
             let stats = self.stats.clone();
             let url = format!("{}/v2/models/{MODEL_NAME}/infer", self.target);
             let (drift_at, until) = (self.drift_at, self.until);
+            let labels = self.labels.clone();
             tasks.spawn(async move {
                 let mut rng = SmallRng::seed_from_u64(0x5eed + u64::from(worker));
                 let mut ticker = tokio::time::interval(period);
@@ -146,7 +169,32 @@ impl Generator {
                     let ok = match client.request(request).await {
                         Ok(response) => {
                             let success = response.status().is_success();
-                            success && response.into_body().collect().await.is_ok()
+                            let id = response
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned);
+                            let read = response.into_body().collect().await.is_ok();
+                            if let (true, Some(id)) = (success && read, id) {
+                                let truths: Vec<i64> = rows
+                                    .iter()
+                                    .map(|row| {
+                                        let truth = true_class(row, drifted);
+                                        if rng.random_bool(LABEL_NOISE) {
+                                            (truth + 1) % 3
+                                        } else {
+                                            truth
+                                        }
+                                    })
+                                    .collect();
+                                let line = serde_json::json!({"request_id": id, "labels": truths})
+                                    .to_string();
+                                labels
+                                    .lock()
+                                    .expect("labels lock")
+                                    .push_back((Instant::now() + LABEL_DELAY, line));
+                            }
+                            success && read
                         }
                         Err(_) => false,
                     };
@@ -159,5 +207,46 @@ impl Generator {
             });
         }
         while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Posts the labels whose time has come to driftwatch's feedback endpoint, as NDJSON, until
+/// `until` (then the rest).
+pub async fn send_labels(
+    admin: String,
+    labels: Arc<Mutex<std::collections::VecDeque<(Instant, String)>>>,
+    until: Instant,
+) {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let url = format!("http://{admin}/api/v1/feedback");
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let finished = Instant::now() >= until;
+        let due: Vec<String> = {
+            let mut queue = labels.lock().expect("labels lock");
+            let mut due = Vec::new();
+            while queue
+                .front()
+                .is_some_and(|(at, _)| finished || *at <= Instant::now())
+            {
+                if let Some((_, line)) = queue.pop_front() {
+                    due.push(line);
+                }
+            }
+            due
+        };
+        if !due.is_empty() {
+            let request = Request::post(&url)
+                .header(header::CONTENT_TYPE, "application/x-ndjson")
+                .body(Full::new(Bytes::from(due.join("\n"))))
+                .expect("static request parts are valid");
+            if let Ok(response) = client.request(request).await {
+                let _ = response.into_body().collect().await;
+            }
+        }
+        if finished {
+            return;
+        }
     }
 }

@@ -28,6 +28,11 @@ pub struct Watcher {
     admin: String,
     pub windows: Vec<WindowSeen>,
     pub reference_ready_at: Option<f64>,
+    /// `(seen at, window index, accuracy)` of each closed window of labels.
+    pub accuracy: Vec<(f64, u64, f64)>,
+    /// When the concept drift flag was first seen up.
+    pub concept_drift_at: Option<f64>,
+    pub labels_joined: u64,
 }
 
 impl Watcher {
@@ -37,6 +42,9 @@ impl Watcher {
             admin,
             windows: Vec::new(),
             reference_ready_at: None,
+            accuracy: Vec::new(),
+            concept_drift_at: None,
+            labels_joined: 0,
         }
     }
 
@@ -54,8 +62,9 @@ impl Watcher {
             .map(|b| b.to_bytes())
     }
 
-    /// Notes the last closed window when it is new.
+    /// Notes the last closed window (of rows, and of labels) when it is new.
     pub async fn poll(&mut self, elapsed: f64) {
+        self.poll_performance(elapsed).await;
         let Some(body) = self.get(&format!("/api/v1/drift?model={MODEL_NAME}")).await else {
             return;
         };
@@ -95,6 +104,82 @@ impl Watcher {
             dataset_drifted: last["dataset"]["drifted"].as_bool().unwrap_or(false),
             columns,
         });
+    }
+
+    async fn poll_performance(&mut self, elapsed: f64) {
+        let Some(body) = self.get("/api/v1/performance").await else {
+            return;
+        };
+        let Ok(report) = serde_json::from_slice::<Value>(&body) else {
+            return;
+        };
+        let Some(model) = report["models"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["model"] == MODEL_NAME))
+        else {
+            return;
+        };
+        if model["concept_drift"]["detected"] == true && self.concept_drift_at.is_none() {
+            self.concept_drift_at = Some(elapsed);
+        }
+        if let (Some(index), Some(accuracy)) = (
+            model["window_index"].as_u64(),
+            model["last_window"]["classification"]["accuracy"].as_f64(),
+        ) && self
+            .accuracy
+            .last()
+            .is_none_or(|(_, seen, _)| *seen != index)
+        {
+            self.accuracy.push((elapsed, index, accuracy));
+        }
+        if let Some(body) = self.get("/metrics").await {
+            let text = String::from_utf8_lossy(&body);
+            let series =
+                format!("driftwatch_feedback_total{{model=\"{MODEL_NAME}\",outcome=\"joined\"}} ");
+            if let Some(value) = text.lines().find_map(|l| l.strip_prefix(series.as_str())) {
+                self.labels_joined = value.trim().parse::<f64>().unwrap_or(0.0) as u64;
+            }
+        }
+    }
+
+    /// What the labels showed: accuracy before and after the concept change, and when the
+    /// concept drift flag rose.
+    pub fn performance_report(&self, change_at: f64) -> Vec<String> {
+        let mut lines = vec![format!(
+            "labels: {} requests labelled, {:.0}s after their predictions",
+            self.labels_joined,
+            super::traffic::LABEL_DELAY.as_secs_f64()
+        )];
+        let mean = |windows: Vec<f64>| {
+            (!windows.is_empty()).then(|| windows.iter().sum::<f64>() / windows.len() as f64)
+        };
+        // Labels lag by the delay: windows seen before change + delay hold the old concept.
+        let lag = super::traffic::LABEL_DELAY.as_secs_f64() + 1.0;
+        let before = mean(
+            self.accuracy
+                .iter()
+                .filter(|w| w.0 < change_at + lag)
+                .map(|w| w.2)
+                .collect(),
+        );
+        let after = mean(
+            self.accuracy
+                .iter()
+                .filter(|w| w.0 > change_at + lag + 5.0)
+                .map(|w| w.2)
+                .collect(),
+        );
+        match (before, after) {
+            (Some(before), Some(after)) => lines.push(format!(
+                "accuracy: {before:.3} before the concept change at {change_at:.0}s, {after:.3} after (the class 1/2 boundary moved; no input column shows it)"
+            )),
+            _ => lines.push("accuracy: not enough labelled windows yet (run longer)".to_owned()),
+        }
+        lines.push(match self.concept_drift_at {
+            Some(at) => format!("concept drift: flagged at {at:.0}s (DDM on the error stream, driftwatch_concept_drift_detected)"),
+            None => "concept drift: not flagged".to_owned(),
+        });
+        lines
     }
 
     /// `drifted/total` input columns in the last closed window, for the live line.

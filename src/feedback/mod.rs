@@ -109,8 +109,8 @@ struct ModelPerformance {
     concept_drift_in_window: bool,
     /// What `driftwatch_concept_drift_detected` says.
     concept_flag: bool,
-    /// The error (1 − accuracy, or MAE) of the last window before the flag rose: the flag clears
-    /// once a window's error is back near it.
+    /// The error (1 − accuracy, or MAE) of the last healthy window: the flag needs a window
+    /// clearly worse than it, and clears once a window is back near it.
     healthy_error: Option<f64>,
     concept_drift_points: u64,
     baselines: Vec<BaselineSection>,
@@ -215,11 +215,12 @@ impl ModelPerformance {
         true
     }
 
+    /// A detector fired. The flag is decided when the window closes: DDM on a low error rate
+    /// fires on noise (after a run of correct labels its minimum is 0), so a detection raises the
+    /// flag only when the window's error is also clearly worse than the last healthy window's.
     fn concept_drift(&mut self) {
-        self.concept_drift_in_window = true;
-        self.concept_flag = true;
         self.concept_drift_points += 1;
-        self.concept_gauge.set(1.0);
+        self.concept_drift_in_window = true;
     }
 
     fn labels_in_window(&self) -> u64 {
@@ -264,16 +265,17 @@ impl ModelPerformance {
                 .map(|c| 1.0 - c.accuracy)
                 .or(report.regression.map(|r| r.mae))
         });
-        match (self.concept_flag, error, self.healthy_error) {
-            (false, Some(error), _) if !self.concept_drift_in_window => {
+        if let Some(error) = error {
+            let worse = self
+                .healthy_error
+                .is_some_and(|healthy| error > healthy * 1.1 + 0.01);
+            if self.concept_drift_in_window && worse {
+                self.concept_flag = true;
+            } else if !worse {
+                // Healthy (again): the reference for the next windows, and the flag clears.
+                self.concept_flag = false;
                 self.healthy_error = Some(error);
             }
-            (true, Some(error), Some(healthy))
-                if !self.concept_drift_in_window && error <= healthy * 1.1 + 0.01 =>
-            {
-                self.concept_flag = false;
-            }
-            _ => {}
         }
         self.concept_gauge
             .set(f64::from(u8::from(self.concept_flag)));
