@@ -570,7 +570,81 @@ fn memory_per_column(
     monitors
 }
 
-criterion_group!(benches, bench_extract, bench_monitor, bench_record);
+/// Feedback: memory per pending prediction (measured over 200,000 single-row predictions) and the
+/// join throughput (labels joined per second, one per prediction).
+fn memory_per_pending_prediction() -> driftwatch::feedback::Feedback {
+    use driftwatch::config::feedback::{FeedbackSection, validate_feedback};
+    use driftwatch::feedback::store::Prediction;
+    let registry = Registry::new();
+    let config = validate_feedback(&FeedbackSection::default()).expect("default feedback config");
+    let mut feedback =
+        driftwatch::feedback::Feedback::new(config, 5000, &registry).expect("no files");
+    let now = std::time::SystemTime::now();
+    let count = 200_000;
+    let before = resident_bytes();
+    for i in 0..count {
+        let id = uuid::Uuid::now_v7().to_string();
+        let _ = i;
+        feedback.remember(&id, "iris", now, vec![Prediction::Class("1".into())], now);
+    }
+    let after = resident_bytes();
+    if let (Some(before), Some(after)) = (before, after) {
+        println!(
+            "memory per pending prediction (single row, UUID request id): {} bytes measured over {count} (store's own estimate {} bytes)",
+            (after - before) / count as u64,
+            feedback.pending_bytes() / count,
+        );
+    }
+    feedback
+}
+
+fn bench_feedback(c: &mut Criterion) {
+    use driftwatch::config::feedback::{FeedbackSection, validate_feedback};
+    use driftwatch::feedback::parse::{Item, Payload};
+    use driftwatch::feedback::store::Prediction;
+    let mut group = c.benchmark_group("feedback");
+    let batch = 1000;
+    group.throughput(Throughput::Elements(batch as u64));
+    group.bench_function("join/1000_labels", |b| {
+        b.iter_batched(
+            || {
+                let registry = Registry::new();
+                let config = validate_feedback(&FeedbackSection::default())
+                    .expect("default feedback config");
+                let mut feedback =
+                    driftwatch::feedback::Feedback::new(config, 5000, &registry).expect("no files");
+                let now = std::time::SystemTime::now();
+                let mut items = Vec::with_capacity(batch);
+                for i in 0..batch {
+                    let id = format!("req-{i}");
+                    feedback.remember(
+                        &id,
+                        "iris",
+                        now,
+                        vec![Prediction::Class((i % 3).to_string().into())],
+                        now,
+                    );
+                    items.push(Item {
+                        request_id: id,
+                        payload: Payload::Label(serde_json::json!(i % 3)),
+                    });
+                }
+                (feedback, items)
+            },
+            |(mut feedback, items)| feedback.apply(items, std::time::SystemTime::now()),
+            criterion::BatchSize::LargeInput,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_extract,
+    bench_monitor,
+    bench_record,
+    bench_feedback
+);
 
 fn main() {
     // Before the timings, so the resident memory is not the benches' leftovers.
@@ -578,7 +652,9 @@ fn main() {
         memory_per_column(WINDOW_ROWS, REFERENCE_ROWS, 48),
         memory_per_column(usize::MAX, 2 * SAMPLE_SIZE, 48),
     ];
+    let pending = memory_per_pending_prediction();
     drop(measured);
+    drop(pending);
     benches();
     Criterion::default().configure_from_args().final_summary();
 }
