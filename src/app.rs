@@ -133,6 +133,12 @@ impl Driftwatch {
         if config.monitoring.enabled {
             analyzers.push(Box::new(Monitor::new(models.clone())));
         }
+        let diversity = crate::explore::analyzer::shared(&config.exploration, &registry);
+        if !config.exploration.is_empty() {
+            analyzers.push(Box::new(crate::explore::analyzer::DiversityAnalyzer::new(
+                diversity.clone(),
+            )));
+        }
         // The recorder comes last: it records what the other analyzers found.
         if !config.sinks.is_empty() {
             let sinks = SinkSet::start(&config.sinks, &registry)?;
@@ -174,6 +180,7 @@ impl Driftwatch {
                 lifecycle: lifecycle.clone(),
                 readiness: ReadinessProbe::new(&config.upstream),
                 models,
+                diversity,
             },
             async move {
                 let _ = admin_stopped.await;

@@ -17,6 +17,7 @@ pub mod background;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod explore;
 pub mod extract;
 pub mod feedback;
 pub mod lifecycle;

@@ -152,3 +152,7 @@ pub async fn performance(State(state): State<AdminState>) -> Response {
     };
     Json(models.feedback.report()).into_response()
 }
+
+pub async fn diversity(State(state): State<AdminState>) -> Response {
+    Json(crate::explore::analyzer::report(&state.diversity)).into_response()
+}

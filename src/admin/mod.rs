@@ -30,6 +30,7 @@ pub struct AdminState {
     pub lifecycle: Lifecycle,
     pub readiness: ReadinessProbe,
     pub models: SharedModels,
+    pub diversity: crate::explore::analyzer::SharedDiversity,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -51,6 +52,7 @@ pub fn router(state: AdminState) -> Router {
             )),
         )
         .route("/api/v1/performance", get(api::performance))
+        .route("/api/v1/diversity", get(api::diversity))
         .with_state(state)
 }
 

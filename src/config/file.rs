@@ -7,6 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::exploration::ExplorationSection;
 use super::feedback::FeedbackSection;
 use super::monitoring::{ModelSection, MonitoringSection};
 use super::recording::{RecordingSection, SinkSection};
@@ -38,6 +39,8 @@ pub struct ConfigFile {
     pub monitoring: MonitoringSection,
     /// Ground-truth labels joined to predictions.
     pub feedback: FeedbackSection,
+    /// Routes whose ranked responses are reordered to explore.
+    pub exploration: Vec<ExplorationSection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -117,6 +120,7 @@ impl Default for ConfigFile {
             models: Vec::new(),
             monitoring: MonitoringSection::default(),
             feedback: FeedbackSection::default(),
+            exploration: Vec::new(),
         }
     }
 }

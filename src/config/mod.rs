@@ -5,6 +5,7 @@
 //! `DRIFTWATCH_*` variables into [`Overrides`], which are applied to the parsed file before
 //! validation, so an invalid override is reported with the key it overrides.
 
+pub mod exploration;
 pub mod feedback;
 pub mod file;
 pub mod monitoring;
@@ -143,6 +144,7 @@ pub struct Config {
     pub models: Vec<ModelSpec>,
     pub monitoring: MonitoringConfig,
     pub feedback: FeedbackConfig,
+    pub exploration: Vec<exploration::ExplorationRoute>,
     /// The file as given (with overrides applied), secrets redacted, for display.
     pub effective: Arc<ConfigFile>,
 }
@@ -271,6 +273,7 @@ impl Config {
             models: monitoring::validate_models(&file.models)?,
             monitoring: monitoring::validate_monitoring(&file.monitoring)?,
             feedback: feedback::validate_feedback(&file.feedback)?,
+            exploration: exploration::validate_exploration(&file.exploration)?,
             effective: Arc::new(file.redacted()),
         })
     }

@@ -89,6 +89,8 @@ pin_project! {
         deadline: Sleep,
         timeout: Duration,
         exchange: Exchange,
+        // Bytes already read from `inner` (by a stage that looked at the body first), sent first.
+        prefix: Option<Bytes>,
     }
 
     impl<B: Body> PinnedDrop for ObservedBody<B> {
@@ -96,7 +98,7 @@ pin_project! {
             let this = this.project();
             // hyper may stop polling once `is_end_stream` is true; that is a completed body,
             // not a client abort.
-            let outcome = if this.inner.is_end_stream() { Outcome::Ok } else { Outcome::ClientAbort };
+            let outcome = if this.inner.is_end_stream() && this.prefix.is_none() { Outcome::Ok } else { Outcome::ClientAbort };
             this.exchange.finish(outcome);
         }
     }
@@ -104,11 +106,23 @@ pin_project! {
 
 impl<B: Body> ObservedBody<B> {
     pub fn new(inner: B, exchange: Exchange, deadline: Instant, timeout: Duration) -> Self {
+        Self::with_prefix(inner, exchange, deadline, timeout, None)
+    }
+
+    /// A body whose first bytes were already read from `inner`.
+    pub fn with_prefix(
+        inner: B,
+        exchange: Exchange,
+        deadline: Instant,
+        timeout: Duration,
+        prefix: Option<Bytes>,
+    ) -> Self {
         Self {
             inner,
             deadline: tokio::time::sleep_until(deadline),
             timeout,
             exchange,
+            prefix: prefix.filter(|p| !p.is_empty()),
         }
     }
 }
@@ -126,6 +140,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let mut this = self.project();
+        if let Some(prefix) = this.prefix.take() {
+            this.exchange.response_data(&prefix);
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
         if let Poll::Ready(polled) = this.inner.as_mut().poll_frame(cx) {
             return Poll::Ready(match polled {
                 Some(Ok(frame)) => {
@@ -155,11 +173,18 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.prefix.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let inner = self.inner.size_hint();
+        let extra = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + extra);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + extra);
+        }
+        hint
     }
 }
 

@@ -135,6 +135,13 @@ impl Exchange {
         }
     }
 
+    /// The exploration decision, for the record.
+    pub fn set_exploration(&mut self, log: serde_json::Value) {
+        if let Some(observation) = &mut self.observation {
+            observation.exploration = Some(log);
+        }
+    }
+
     pub fn response_trailers(&mut self, trailers: &HeaderMap) {
         if let (Some(observation), Some(status)) =
             (&mut self.observation, trailers.get(&GRPC_STATUS))

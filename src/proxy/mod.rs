@@ -15,6 +15,7 @@
 mod body;
 mod error;
 mod exchange;
+mod explore;
 mod feedback;
 pub mod headers;
 pub mod metrics;
@@ -69,6 +70,8 @@ pub(crate) struct Shared {
     capture_budget: Arc<CaptureBudget>,
     /// `POST /_driftwatch/feedback` answered here (`feedback.proxy_endpoint`).
     feedback: Option<feedback::Endpoint>,
+    /// Exploration routes (SPEC §9).
+    explorer: explore::Explorer,
 }
 
 impl Proxy {
@@ -102,6 +105,15 @@ impl Proxy {
                 feedback: models
                     .filter(|_| config.feedback.proxy_endpoint)
                     .map(|models| feedback::Endpoint::new(models, config.admin.token.clone())),
+                explorer: explore::Explorer::new(
+                    config
+                        .exploration
+                        .iter()
+                        .cloned()
+                        .map(crate::explore::route::Route::new)
+                        .collect(),
+                    registry,
+                ),
             }),
         }
     }
@@ -164,6 +176,12 @@ async fn handle(
         Upgrade::Strip
     };
 
+    let exploring = if shared.explorer.is_empty() {
+        None
+    } else {
+        shared.explorer.exploring(&request, exchange.request_id())
+    };
+
     let upstream_request = shared.upstream_request(request, client_addr, &exchange, upgrade);
     let deadline = exchange.started() + shared.request_timeout;
     let response =
@@ -180,6 +198,18 @@ async fn handle(
             }
         };
 
+    if let Some(exploring) = exploring {
+        return Ok(shared
+            .explorer
+            .respond(
+                exploring,
+                response,
+                exchange,
+                deadline.into(),
+                shared.request_timeout,
+            )
+            .await);
+    }
     Ok(shared.client_response(response, exchange, client_upgrade, deadline.into()))
 }
 

@@ -20,6 +20,10 @@ pub mod buckets {
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         5.0, 10.0, 30.0, 60.0,
     ];
+    /// Propensities, in (0, 1].
+    pub const PROPENSITY: &[f64] = &[
+        0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0,
+    ];
     /// Payload sizes in bytes: 256B to 64MiB.
     pub const SIZE_BYTES: &[f64] = &[
         256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
@@ -51,6 +55,12 @@ impl Registry {
                 builder.set_buckets_for_metric(
                     Matcher::Suffix(SIZE_HISTOGRAM_SUFFIX.to_owned()),
                     buckets::SIZE_BYTES,
+                )
+            })
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full("driftwatch_propensity".to_owned()),
+                    buckets::PROPENSITY,
                 )
             })
             .expect("bucket lists are static and non-empty")

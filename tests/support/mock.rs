@@ -13,6 +13,8 @@
 //! | `/slow-body?ms=N` | head at once, body after N ms |
 //! | `/trailers` | a gRPC-like body followed by `grpc-status` trailers |
 //! | `/upgrade` | `101` to protocol `echo`, then echoes bytes |
+//! | `/recs?n=N` | a ranked list of N items with awkward numbers (`1.10`, `1e-7`, 2^64−1) |
+//! | `/oip-recs` | ids and scores as Open Inference output tensors |
 //! | `/consume` | reads the whole body streaming; answers `{"bytes": n, "fnv": hash}` |
 
 use std::collections::BTreeMap;
@@ -150,6 +152,25 @@ async fn respond(state: Arc<State>, mut request: Request<Incoming>) -> Response<
             }
             response
         }
+        "/recs" => {
+            let n = query_number(&request, "n", 10);
+            let items: Vec<String> = (0..n)
+                .map(|i| format!(r#"{{"id": "item-{i}", "score": {}.10, "meta": {{"x": 1e-7, "pinned": {}}}}}"#, 100 - i, i == 3))
+                .collect();
+            let body = format!(
+                "{{\"user\": \"caf\\u00e9\", \"items\": [\n  {}\n], \"big\": 18446744073709551615, \"version\": \"1.0\"}}",
+                items.join(",\n  ")
+            );
+            Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ETAG, "\"v1\"")
+                .body(full(body))
+                .unwrap()
+        }
+        "/oip-recs" => Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(full(r#"{"model_name":"recs","outputs":[{"name":"item_ids","shape":[1,5],"datatype":"BYTES","data":[["a","b","c","d","e"]]},{"name":"scores","shape":[1,5],"datatype":"FP32","data":[[0.9,0.8,0.7,0.6,0.5]]}]}"#))
+            .unwrap(),
         "/consume" => {
             let mut body = request.into_body();
             let mut bytes = 0u64;
