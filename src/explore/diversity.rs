@@ -197,20 +197,13 @@ impl Diversity {
             gini: gini(&exposure_counts, distinct_items),
             gini_catalog: catalog.map(|catalog| gini(&exposure_counts, catalog)),
             entropy_bits,
-            effective_items: if total == 0 {
-                0.0
-            } else {
-                entropy_bits.exp2()
-            },
+            effective_items: if total == 0 { 0.0 } else { entropy_bits.exp2() },
             catalog_coverage: catalog.map(|catalog| ratio(distinct_items as u128, catalog as u128)),
             head_share: ratio(
                 largest_sum(&exposure_counts, distinct_items.div_ceil(5)),
                 total,
             ),
-            long_tail_share: ratio(
-                smallest_sum(&exposure_counts, distinct_items / 2),
-                total,
-            ),
+            long_tail_share: ratio(smallest_sum(&exposure_counts, distinct_items / 2), total),
             list_overlap: mean_overlap(&window.recent),
             exact,
         }
@@ -572,7 +565,8 @@ impl SpaceSaving {
     /// not depend on map order): every item left out has at most the smallest count kept, which is
     /// the invariant SpaceSaving needs.
     fn from_exact(exact: &HashMap<u64, u64>, capacity: usize) -> Self {
-        let mut largest: Vec<(u64, u64)> = exact.iter().map(|(&item, &count)| (count, item)).collect();
+        let mut largest: Vec<(u64, u64)> =
+            exact.iter().map(|(&item, &count)| (count, item)).collect();
         largest.sort_unstable_by(|first, second| second.cmp(first));
         let mut summary = Self {
             capacity,
@@ -1048,7 +1042,7 @@ mod tests {
 
     #[test]
     fn space_saving_keeps_heavy_hitters_within_the_error_bound() {
-        let mut summary = SpaceSaving::from_exact(HashMap::new(), 10);
+        let mut summary = SpaceSaving::from_exact(&HashMap::new(), 10);
         let mut stream = 0u64;
         for round in 0..10_000u64 {
             // Three heavy hitters with a sixth of the stream each, between ids never seen again.
@@ -1073,6 +1067,81 @@ mod tests {
             }
             let error = (counter.estimate() - distinct as f64).abs() / distinct as f64;
             assert!(error < 0.03, "{distinct}: {}", counter.estimate());
+        }
+    }
+}
+#[cfg(test)]
+mod scratch {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+    #[test]
+    fn scratch_errors() {
+        for &(max_items, catalog, exponent, lists) in &[
+            (300usize, 40_000usize, 1.05f64, 1000usize),
+            (1000, 100_000, 1.05, 3000),
+            (1000, 100_000, 0.8, 3000),
+            (3000, 300_000, 1.05, 10000),
+            (10000, 1_000_000, 1.0, 30000),
+        ] {
+            let weights: Vec<f64> = (1..=catalog)
+                .map(|k| 1.0 / (k as f64).powf(exponent))
+                .collect();
+            let total: f64 = weights.iter().sum();
+            let mut cdf = Vec::with_capacity(catalog);
+            let mut acc = 0.0;
+            for w in &weights {
+                acc += w / total;
+                cdf.push(acc);
+            }
+            let names: Vec<String> = (0..catalog).map(|k| format!("i{k}")).collect();
+            let mut worst = [0f64; 6];
+            for seed in 0..10u64 {
+                let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+                let cfg = |m| DiversityConfig {
+                    window_lists: usize::MAX,
+                    max_items: m,
+                    catalog_size: None,
+                    overlap_lists: 0,
+                    top_k: 10,
+                    trend_windows: 3,
+                };
+                let mut approx = Diversity::new(cfg(max_items));
+                let mut exact = Diversity::new(cfg(usize::MAX));
+                for unit in 0..lists {
+                    let shown: Vec<&str> = (0..10)
+                        .map(|_| {
+                            let u: f64 = rng.random();
+                            let k = cdf.partition_point(|&c| c < u).min(catalog - 1);
+                            names[k].as_str()
+                        })
+                        .collect();
+                    approx.observe(unit as u64, &shown);
+                    exact.observe(unit as u64, &shown);
+                }
+                let (a, e) = (approx.report(), exact.report());
+                let errs = [
+                    (a.gini - e.gini).abs(),
+                    (a.head_share - e.head_share).abs(),
+                    (a.long_tail_share - e.long_tail_share).abs(),
+                    ((a.entropy_bits - e.entropy_bits) / e.entropy_bits).abs(),
+                    ((a.effective_items - e.effective_items) / e.effective_items).abs(),
+                    ((a.distinct_items as f64 - e.distinct_items as f64) / e.distinct_items as f64)
+                        .abs(),
+                ];
+                for i in 0..6 {
+                    worst[i] = worst[i].max(errs[i]);
+                }
+                if seed == 0 {
+                    eprintln!(
+                        "m={max_items} distinct={} gini={:.3} head={:.3} tail={:.3}",
+                        e.distinct_items, e.gini, e.head_share, e.long_tail_share
+                    );
+                }
+            }
+            eprintln!(
+                "m={max_items} s={exponent} worst: gini {:.4} head {:.4} tail {:.4} entropy {:.4} eff {:.4} distinct {:.4}",
+                worst[0], worst[1], worst[2], worst[3], worst[4], worst[5]
+            );
         }
     }
 }

@@ -219,6 +219,8 @@ pub fn decide(
 /// than r are a uniform subset of them. So P(i at k) = P(r_k = i)·a_k + Σ_{r<i} P(r_k = r)·
 /// P(i remains | r)·ε/(m−k), with a_k = 1 − ε + ε/(m−k) and P(i remains | r) = (m−k−1)/(m−r−1).
 /// O(m³); checked against enumeration of every permutation in the tests.
+// The recurrences index several arrays by the same ranks; index loops read closest to the maths.
+#[allow(clippy::needless_range_loop)]
 pub fn epsilon_greedy_marginals(m: usize, epsilon: f64) -> Vec<Vec<f64>> {
     let mut marginal = vec![vec![0.0; m]; m];
     let mut best = vec![0.0; m + 1];

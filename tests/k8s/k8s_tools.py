@@ -2,10 +2,11 @@
 
 Every subcommand prints one JSON document on stdout; the Rust tests make the assertions.
 
-  lint CHART [VALUES...]                  helm lint --strict (Helm Go SDK via helm-python-sdk)
+  lint CHART [VALUES...]                  helm lint --strict for Kubernetes 1.30 (Helm Go SDK via
+                                          helm-python-sdk)
   render CHART NAME NAMESPACE [VALUES...]  helm template: {"ok", "manifests": {path: text}} or
                                           {"ok": false, "error_type", "error"}
-  validate KUBE_VERSION MANIFEST          every document of a multi-document YAML file, strictly:
+  validate KUBE_VERSION MANIFEST...       every document of multi-document YAML files, strictly:
                                           core kinds with kubernetes-validate; Prometheus Operator
                                           kinds against a JSON Schema of the CRD (see below)
   dockerfile FILE                         the Dockerfile as BuildKit's parser reads it
@@ -102,14 +103,18 @@ def crd_models():
     }
 
 
-def validate(kube_version, manifest):
-    with open(manifest, encoding="utf-8") as handle:
-        documents = [doc for doc in yaml.safe_load_all(handle) if doc]
+def validate(kube_version, *manifests):
+    documents = []
+    for manifest in manifests:
+        with open(manifest, encoding="utf-8") as handle:
+            documents += [(manifest, doc) for doc in yaml.safe_load_all(handle) if doc]
     models = None
+    schemas = {}
     results = []
-    for document in documents:
+    for manifest, document in documents:
         kind = (document.get("apiVersion"), document.get("kind"))
         result = {
+            "file": manifest,
             "apiVersion": kind[0],
             "kind": kind[1],
             "name": (document.get("metadata") or {}).get("name"),
@@ -123,8 +128,11 @@ def validate(kube_version, manifest):
                 + metadata.version("cloudcoil-models-prometheus-operator")
                 + " CRD schema, strict"
             )
-            schema = strict(model.model_json_schema(by_alias=True))
-            validator = jsonschema.Draft202012Validator(schema)
+            if kind not in schemas:
+                schemas[kind] = jsonschema.Draft202012Validator(
+                    strict(model.model_json_schema(by_alias=True))
+                )
+            validator = schemas[kind]
             for error in validator.iter_errors(document):
                 path = "/".join(str(part) for part in error.absolute_path)
                 result["errors"].append(f"{path}: {error.message}")

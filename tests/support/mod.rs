@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod collector;
+pub mod k8s;
 pub mod kafka;
 pub mod mlserver;
 pub mod mock;
