@@ -41,6 +41,8 @@ pub enum Command {
     Profile(ProfileArgs),
     /// Run the monitoring of `run` over a records file; print one drift report per window.
     Replay(ReplayArgs),
+    /// Export exploration decisions and rewards for offline evaluation (VW DSJson, OBP CSV).
+    Export(ExportArgs),
     /// Print the JSON Schema of the config file.
     ConfigSchema,
     /// Print the version.
@@ -136,6 +138,22 @@ pub struct ReplayArgs {
     /// A reference profile to judge against (instead of the config's or learning).
     #[arg(long)]
     pub reference: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The records file (JSON Lines) holding exploration decisions.
+    #[arg(long)]
+    pub records: PathBuf,
+    /// vw-cb, vw-ccb or obp.
+    #[arg(long)]
+    pub format: String,
+    /// Rewards (JSON Lines, as `feedback.rewards_file` writes them).
+    #[arg(long)]
+    pub rewards: Option<PathBuf>,
+    /// Where to write the export.
+    #[arg(long)]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -243,6 +261,7 @@ pub fn execute(
         }
         Command::Profile(args) => profile(args, env, out),
         Command::Replay(args) => replay(args, env, out),
+        Command::Export(args) => export(args, out),
         Command::Demo(args) => {
             let options = demo_options(args, env)?;
             runtime()?.block_on(crate::demo::run(options, out))
@@ -298,6 +317,45 @@ fn profile(
         args.output.display()
     )
     .map_err(io_error)
+}
+
+fn export(args: ExportArgs, out: &mut dyn std::io::Write) -> Result<(), CliError> {
+    use crate::explore::export::{ExportFormat, export};
+    let format: ExportFormat = args.format.parse().map_err(|_| {
+        CliError::Usage(format!(
+            "--format: expected vw-cb, vw-ccb or obp, got {:?}",
+            args.format
+        ))
+    })?;
+    let open = |flag: &str, path: &std::path::Path| {
+        std::fs::File::open(path)
+            .map(std::io::BufReader::new)
+            .map_err(|e| CliError::Usage(format!("{flag} {}: {e}", path.display())))
+    };
+    let records = open("--records", &args.records)?;
+    let mut rewards = args
+        .rewards
+        .as_deref()
+        .map(|p| open("--rewards", p))
+        .transpose()?;
+    let file = std::fs::File::create(&args.output)
+        .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", args.output.display())))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let stats = export(
+        records,
+        rewards.as_mut().map(|r| r as &mut dyn std::io::BufRead),
+        format,
+        &mut writer,
+    )
+    .map_err(|e| CliError::Runtime(e.to_string()))?;
+    std::io::Write::flush(&mut writer).map_err(io_error)?;
+    writeln!(out, "{}", serde_json::to_string(&stats).unwrap_or_default()).map_err(io_error)?;
+    if stats.decisions == 0 {
+        return Err(CliError::Runtime(
+            "no explored decisions in the records file".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 fn replay(

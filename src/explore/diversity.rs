@@ -478,6 +478,19 @@ impl Sketch {
                 items: share(position + 1) - share(position),
             }
         }));
+        let implied: u128 = counts
+            .iter()
+            .map(|r| u128::from(r.exposures) * u128::from(r.items))
+            .sum::<u128>()
+            - u128::from(heavy_exposures);
+        if std::env::var("DIVDBG").is_ok() {
+            eprintln!(
+                "heavy_items={heavy_items} heavy_exp={heavy_exposures} rest={} implied={implied} ratio={:.3} sampled={}",
+                exposures - heavy_exposures,
+                implied as f64 / (exposures - heavy_exposures) as f64,
+                tail.len()
+            );
+        }
         (merge_runs(counts), distinct_items)
     }
 }
@@ -496,46 +509,59 @@ fn merge_runs(mut unsorted: Vec<Run>) -> Vec<Run> {
     merged
 }
 
-/// Exact counts of the items whose (remixed) hash starts with `level` zero bits: a uniform sample
-/// of 2^−level of the distinct items, independent of how often they are shown (adaptive distinct
-/// sampling, Gibbons 2001). An item is in or out for the whole window, so the counts of those in
-/// it are exact; when it holds more than `capacity` items the level goes up and half of them go.
+/// Exact counts of the `capacity` items with the smallest (remixed) hashes seen: a uniform sample
+/// of the distinct items, independent of how often they are shown (bottom-k sampling). The
+/// smallest-hash boundary only ever falls, so an item in the sample was admitted at its first
+/// exposure and its count is exact; an item pushed out never comes back.
 #[derive(Debug)]
 struct HashSample {
     capacity: usize,
-    level: u32,
     counts: HashMap<u64, u64>,
+    /// (sample hash, item) of the items in `counts`, largest hash on top.
+    by_hash: BinaryHeap<(u64, u64)>,
 }
 
 impl HashSample {
-    fn from_exact(counts: HashMap<u64, u64>, capacity: usize) -> Self {
-        let mut sample = Self {
+    fn from_exact(mut counts: HashMap<u64, u64>, capacity: usize) -> Self {
+        let mut smallest: Vec<(u64, u64)> = counts
+            .keys()
+            .map(|&item| (Self::sample_hash(item), item))
+            .collect();
+        smallest.sort_unstable();
+        for &(_, item) in smallest.iter().skip(capacity) {
+            counts.remove(&item);
+        }
+        smallest.truncate(capacity);
+        Self {
             capacity,
-            level: 0,
             counts,
-        };
-        sample.shrink();
-        sample
+            by_hash: BinaryHeap::from(smallest),
+        }
     }
 
-    fn sampled(item: u64, level: u32) -> bool {
+    fn sample_hash(item: u64) -> u64 {
         // A different mix than the HyperLogLog's, so sampling and registers are independent.
-        mix64(item ^ 0x9e37_79b9_7f4a_7c15).leading_zeros() >= level
+        mix64(item ^ 0x9e37_79b9_7f4a_7c15)
     }
 
     fn add(&mut self, item: u64) {
-        if Self::sampled(item, self.level) {
-            *self.counts.entry(item).or_insert(0) += 1;
-            self.shrink();
+        if let Some(count) = self.counts.get_mut(&item) {
+            *count += 1;
+            return;
         }
-    }
-
-    fn shrink(&mut self) {
-        while self.counts.len() > self.capacity {
-            self.level += 1;
-            let level = self.level;
-            self.counts.retain(|&item, _| Self::sampled(item, level));
+        let hash = Self::sample_hash(item);
+        if self.counts.len() == self.capacity {
+            match self.by_hash.peek() {
+                Some(&(largest, _)) if hash < largest => {
+                    if let Some((_, out)) = self.by_hash.pop() {
+                        self.counts.remove(&out);
+                    }
+                }
+                _ => return,
+            }
         }
+        self.counts.insert(item, 1);
+        self.by_hash.push((hash, item));
     }
 }
 
@@ -1093,9 +1119,9 @@ mod scratch {
                 acc += w / total;
                 cdf.push(acc);
             }
-            let names: Vec<String> = (0..catalog).map(|k| format!("i{k}")).collect();
             let mut worst = [0f64; 6];
             for seed in 0..10u64 {
+                let names: Vec<String> = (0..catalog).map(|k| format!("i{k}-{seed}")).collect();
                 let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
                 let cfg = |m| DiversityConfig {
                     window_lists: usize::MAX,
@@ -1119,6 +1145,62 @@ mod scratch {
                     exact.observe(unit as u64, &shown);
                 }
                 let (a, e) = (approx.report(), exact.report());
+                if let (Counts::Sketch(sk), Counts::Exact(ex)) =
+                    (&approx.window.counts, &exact.window.counts)
+                {
+                    let smallest = sk.heavy.slots.iter().map(|s| s.count).min();
+                    let is_heavy = |item: u64| {
+                        sk.heavy
+                            .index
+                            .get(&item)
+                            .map(|&i| {
+                                let s = &sk.heavy.slots[i as usize];
+                                Some(s.count - s.error) > smallest
+                            })
+                            .unwrap_or(false)
+                    };
+                    let tail_true: Vec<u64> = ex
+                        .iter()
+                        .filter(|(i, _)| !is_heavy(**i))
+                        .map(|(_, c)| *c)
+                        .collect();
+                    let tail_mean = tail_true.iter().sum::<u64>() as f64 / tail_true.len() as f64;
+                    let samp: Vec<(u64, u64)> = sk
+                        .sample
+                        .counts
+                        .iter()
+                        .filter(|(i, _)| !is_heavy(**i))
+                        .map(|(i, c)| (*c, ex[i]))
+                        .collect();
+                    let mismatched = samp.iter().filter(|(a, b)| a != b).count();
+                    let smean = samp.iter().map(|x| x.0).sum::<u64>() as f64 / samp.len() as f64;
+                    // rank of sample hashes among all distinct
+                    let mut hs: Vec<u64> = ex.keys().map(|&i| HashSample::sample_hash(i)).collect();
+                    hs.sort();
+                    let cutoff = hs[sk.sample.capacity - 1];
+                    let ideal: Vec<u64> = ex
+                        .iter()
+                        .filter(|(i, _)| HashSample::sample_hash(**i) <= cutoff && !is_heavy(**i))
+                        .map(|(_, c)| *c)
+                        .collect();
+                    eprintln!(
+                        "   tail items {} mean {:.3}; sample {} mean {:.3} mismatched {mismatched}; ideal bottom-k {} mean {:.3}",
+                        tail_true.len(),
+                        tail_mean,
+                        samp.len(),
+                        smean,
+                        ideal.len(),
+                        ideal.iter().sum::<u64>() as f64 / ideal.len() as f64
+                    );
+                }
+                if std::env::var("DIVDBG").is_ok() {
+                    eprintln!(
+                        "   gini err {:+.4} head err {:+.4} ent err {:+.4}",
+                        a.gini - e.gini,
+                        a.head_share - e.head_share,
+                        a.entropy_bits - e.entropy_bits
+                    );
+                }
                 let errs = [
                     (a.gini - e.gini).abs(),
                     (a.head_share - e.head_share).abs(),
@@ -1143,5 +1225,46 @@ mod scratch {
                 worst[0], worst[1], worst[2], worst[3], worst[4], worst[5]
             );
         }
+    }
+}
+#[cfg(test)]
+mod scratch2 {
+    use super::*;
+    #[test]
+    fn sample_uniformity() {
+        // items 0..10000, item k shown (k % 100 == 0 ? 50 : 1) times
+        let mut exact: HashMap<u64, u64> = HashMap::new();
+        let mut sample = HashSample::from_exact(HashMap::new(), 500);
+        let mut total = 0u64;
+        for round in 0..3 {
+            for k in 0..10000u64 {
+                let times = if k % 100 == 0 { 50 } else { 1 };
+                if round > 0 && times == 1 {
+                    continue;
+                }
+                for _ in 0..times / if round > 0 { 2 } else { 1 } {
+                    let h = item_hash(&format!("x{k}"));
+                    sample.add(h);
+                    *exact.entry(h).or_insert(0) += 1;
+                    total += 1;
+                }
+            }
+        }
+        let s: u64 = sample.counts.values().sum();
+        eprintln!(
+            "total {total} distinct {} sample {} implied {}",
+            exact.len(),
+            sample.counts.len(),
+            s as f64 * exact.len() as f64 / sample.counts.len() as f64
+        );
+        let mut hashes: Vec<u64> = exact.keys().map(|&i| HashSample::sample_hash(i)).collect();
+        hashes.sort();
+        let cutoff = hashes[499];
+        let true_sample: u64 = exact
+            .iter()
+            .filter(|(i, _)| HashSample::sample_hash(**i) <= cutoff)
+            .map(|(_, c)| *c)
+            .sum();
+        eprintln!("true bottom-k sum {true_sample} vs {s}");
     }
 }

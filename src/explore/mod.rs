@@ -4,6 +4,7 @@
 
 pub mod analyzer;
 pub mod diversity;
+pub mod export;
 pub mod rewrite;
 pub mod route;
 pub mod strategy;

@@ -93,7 +93,7 @@ pub fn decide(
     let m = free.len();
     match strategy {
         Strategy::EpsilonGreedy { epsilon } => {
-            let marginal = epsilon_greedy_marginals(m, epsilon);
+            let marginal = cached_marginals(m, epsilon);
             let mut pool: Vec<usize> = free.clone();
             for (k, &position) in free.iter().enumerate() {
                 let size = pool.len() as f64;
@@ -212,6 +212,28 @@ pub fn decide(
     }
 }
 
+/// The marginals depend only on the pool size and ε, so each route computes them once per list
+/// length (at most a few dozen tables are kept).
+fn cached_marginals(m: usize, epsilon: f64) -> std::sync::Arc<Vec<Vec<f64>>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Cache = Mutex<HashMap<(usize, u64), Arc<Vec<Vec<f64>>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let key = (m, epsilon.to_bits());
+    if let Some(found) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return found;
+    }
+    let table = Arc::new(epsilon_greedy_marginals(m, epsilon));
+    if let Ok(mut cache) = cache.lock() {
+        if cache.len() >= 64 {
+            cache.clear();
+        }
+        cache.insert(key, table.clone());
+    }
+    table
+}
+
 /// `marginal[i][k]`: P(pool item i (in model order) lands in free slot k) under ε-greedy, exact.
 ///
 /// The state after k slots is summarised by r, the best remaining item: items better than r are
@@ -228,9 +250,8 @@ pub fn epsilon_greedy_marginals(m: usize, epsilon: f64) -> Vec<Vec<f64>> {
         return marginal;
     }
     best[0] = 1.0;
-    let ln_choose = |n: usize, k: usize| {
-        ln_gamma(n as f64 + 1.0) - ln_gamma(k as f64 + 1.0) - ln_gamma((n - k) as f64 + 1.0)
-    };
+    let ln_factorial: Vec<f64> = (0..=m).map(|x| ln_gamma(x as f64 + 1.0)).collect();
+    let ln_choose = |n: usize, k: usize| ln_factorial[n] - ln_factorial[k] - ln_factorial[n - k];
     for k in 0..m {
         let remaining = (m - k) as f64;
         let greedy = 1.0 - epsilon + epsilon / remaining;
@@ -296,6 +317,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn epsilon_greedy_marginals_equal_enumeration() {
         for (m, epsilon) in [(1, 0.3), (2, 0.5), (4, 0.2), (6, 0.35), (7, 1.0)] {
             let mut orders = Vec::new();
