@@ -9,6 +9,7 @@ use metrics::Gauge;
 use serde_json::{Value, json};
 
 use super::diversity::{Diversity, DiversityConfig, DiversityReport};
+use super::log::{ExplorationLog, ShownLog};
 use crate::config::exploration::ExplorationRoute;
 use crate::tap::{Analyzer, Findings, Observation};
 use crate::telemetry::Registry;
@@ -117,34 +118,24 @@ impl DiversityAnalyzer {
 }
 
 /// The ids in the order the client saw them, and the unit's hash, from an exploration log.
-fn shown(log: &Value) -> Option<(u64, Vec<String>)> {
-    let outcome = log["outcome"].as_str()?;
-    if !matches!(outcome, "explored" | "shadow" | "holdout") {
+fn shown(log: &ExplorationLog) -> Option<(u64, Vec<&str>)> {
+    if !matches!(log.outcome, "explored" | "shadow" | "holdout") {
         return None;
     }
-    let mut slots: Vec<(u64, u64, String)> = log["shown"]
-        .as_array()?
-        .iter()
-        .filter_map(|s| {
-            Some((
-                s["position"].as_u64()?,
-                s["model_rank"].as_u64()?,
-                s["id"].as_str()?.to_owned(),
-            ))
-        })
-        .collect();
+    let decision = log.decision.as_ref()?;
+    let mut slots: Vec<&ShownLog> = decision.shown.iter().collect();
     // In shadow mode the client saw the model's order.
-    if outcome == "shadow" {
-        slots.sort_by_key(|s| s.1);
+    if log.outcome == "shadow" {
+        slots.sort_by_key(|s| s.model_rank);
     } else {
-        slots.sort_by_key(|s| s.0);
+        slots.sort_by_key(|s| s.position);
     }
-    let unit = log["unit"]
-        .as_str()
-        .and_then(|u| u.strip_prefix("hmac-sha256:"))
+    let unit = log
+        .unit
+        .strip_prefix("hmac-sha256:")
         .and_then(|hex| u64::from_str_radix(hex.get(..16)?, 16).ok())
         .unwrap_or(0);
-    Some((unit, slots.into_iter().map(|s| s.2).collect()))
+    Some((unit, slots.into_iter().map(|s| &*s.id).collect()))
 }
 
 impl Analyzer for DiversityAnalyzer {
@@ -152,17 +143,17 @@ impl Analyzer for DiversityAnalyzer {
         let Some(log) = &observation.exploration else {
             return;
         };
-        let (Some(route), Some((unit, ids))) = (log["route"].as_str(), shown(log)) else {
+        let Some((unit, ids)) = shown(log) else {
             return;
         };
+        let route = &*log.route;
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        if let Some(route) = state.get_mut(route) {
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            if let Some(report) = route.diversity.observe(unit, &ids) {
-                route.publish(&report);
-            }
+        if let Some(route) = state.get_mut(route)
+            && let Some(report) = route.diversity.observe(unit, &ids)
+        {
+            route.publish(&report);
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod analyzer;
 pub mod diversity;
 pub mod export;
+pub mod log;
 pub mod rewrite;
 pub mod route;
 pub mod strategy;

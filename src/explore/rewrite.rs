@@ -184,8 +184,7 @@ pub fn find(bytes: &[u8], span: Span, tokens: &[String]) -> Option<Span> {
                     let key = scanner.string()?;
                     scanner.expect(b':')?;
                     let value = scanner.value(0)?;
-                    let name: String = serde_json::from_slice(&bytes[key.start..key.end]).ok()?;
-                    if &name == token {
+                    if key_equals(&bytes[key.start..key.end], token) {
                         found = Some(value);
                         break;
                     }
@@ -206,6 +205,15 @@ pub fn find(bytes: &[u8], span: Span, tokens: &[String]) -> Option<Span> {
         }
     }
     Some(current)
+}
+
+/// Whether a JSON string literal (quotes included) spells `token`; without escapes, by bytes.
+fn key_equals(literal: &[u8], token: &str) -> bool {
+    let raw = &literal[1..literal.len() - 1];
+    if !raw.contains(&b'\\') {
+        return raw == token.as_bytes();
+    }
+    serde_json::from_slice::<String>(literal).is_ok_and(|name| name == token)
 }
 
 /// The spans of an array's elements (`None` when `span` is not an array).
@@ -244,6 +252,33 @@ pub fn document(bytes: &[u8]) -> Option<Span> {
 /// A small JSON value inside the document (an id or a score), parsed.
 pub fn value_at(bytes: &[u8], span: Span) -> Option<Value> {
     serde_json::from_slice(&bytes[span.start..span.end]).ok()
+}
+
+/// An id as text: a string's contents (without allocation-heavy parsing when it has no
+/// escapes), or a number's spelling.
+pub fn scalar_text(bytes: &[u8], span: Span) -> Option<String> {
+    let literal = &bytes[span.start..span.end];
+    match literal.first()? {
+        b'"' => {
+            let raw = &literal[1..literal.len() - 1];
+            if raw.contains(&b'\\') {
+                serde_json::from_slice::<String>(literal).ok()
+            } else {
+                std::str::from_utf8(raw).ok().map(str::to_owned)
+            }
+        }
+        b'{' | b'[' => None,
+        _ => std::str::from_utf8(literal).ok().map(str::to_owned),
+    }
+}
+
+/// A number's value (`None` for anything else).
+pub fn number_at(bytes: &[u8], span: Span) -> Option<f64> {
+    std::str::from_utf8(&bytes[span.start..span.end])
+        .ok()?
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
 }
 
 /// Writes `lists` (each a list of element spans, with the new order of its elements) back into

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::log::{CandidateLog, DecisionLog, ExplorationLog, Params, ShownLog};
 use super::rewrite::{self, RewriteError, Span};
 use super::strategy::{self, Candidate, Decision, Strategy};
 use crate::config::exploration::{ExplorationRoute, Target};
-use crate::record::redact::hmac_hex;
+use crate::record::redact::{hmac, hmac_hex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
@@ -61,7 +62,7 @@ pub struct Explored {
     pub bucket: Bucket,
     pub outcome: &'static str,
     /// The record's `exploration` field.
-    pub log: Value,
+    pub log: ExplorationLog,
     /// The conditional propensity of the first free slot, for `driftwatch_propensity`.
     pub propensity: Option<f64>,
 }
@@ -70,13 +71,14 @@ pub struct Explored {
 struct Found {
     /// Element spans of each list to reorder together (two for Open Inference ids + scores).
     lists: Vec<Vec<Span>>,
-    ids: Vec<String>,
+    ids: Vec<Arc<str>>,
     scores: Vec<Option<f64>>,
     pinned: Vec<bool>,
 }
 
 pub struct Route {
     pub config: ExplorationRoute,
+    route_name: Arc<str>,
     list: Vec<String>,
     id: Vec<String>,
     score: Option<Vec<String>>,
@@ -100,6 +102,7 @@ impl Route {
             Target::OpenInference { .. } => (Vec::new(), Vec::new(), None, None),
         };
         Arc::new(Self {
+            route_name: config.name.as_str().into(),
             config,
             list,
             id,
@@ -146,19 +149,14 @@ impl Route {
                 };
                 for span in &spans {
                     let id = rewrite::find(body, *span, &self.id)
-                        .and_then(|s| rewrite::value_at(body, s))
-                        .map(|v| match v {
-                            Value::String(s) => s,
-                            other => other.to_string(),
-                        })
+                        .and_then(|s| rewrite::scalar_text(body, s))
                         .ok_or(RewriteError::NoList)?;
-                    found.ids.push(id);
+                    found.ids.push(id.into());
                     found.scores.push(
                         self.score
                             .as_ref()
                             .and_then(|p| rewrite::find(body, *span, p))
-                            .and_then(|s| rewrite::value_at(body, s))
-                            .and_then(|v| v.as_f64()),
+                            .and_then(|s| rewrite::number_at(body, s)),
                     );
                     found.pinned.push(
                         self.pin
@@ -197,12 +195,11 @@ impl Route {
                     pinned: vec![false; id_spans.len()],
                 };
                 for span in &id_spans {
-                    found.ids.push(
-                        match rewrite::value_at(body, *span).ok_or(RewriteError::NoList)? {
-                            Value::String(s) => s,
-                            other => other.to_string(),
-                        },
-                    );
+                    let id = match rewrite::value_at(body, *span).ok_or(RewriteError::NoList)? {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    found.ids.push(id.into());
                 }
                 let score_spans = scores
                     .as_deref()
@@ -238,7 +235,13 @@ impl Route {
             body: None,
             bucket,
             outcome,
-            log: json!({"route": self.config.name, "bucket": bucket.as_str(), "unit": unit_hash, "outcome": outcome}),
+            log: ExplorationLog {
+                route: self.route_name.clone(),
+                bucket: bucket.as_str(),
+                unit: unit_hash.clone(),
+                outcome,
+                decision: None,
+            },
             propensity: None,
         };
         if opted_out {
@@ -269,7 +272,7 @@ impl Route {
         };
         let decision = decision.or_else(|| {
             strategy.map(|s| {
-                strategy::decide(
+                strategy::decide_for_request(
                     s,
                     &candidates,
                     self.config.fixed_top,
@@ -287,44 +290,59 @@ impl Route {
             .as_ref()
             .map_or_else(|| (0..found.ids.len()).collect(), |d| d.order.clone());
         let window = self.config.candidates.min(found.ids.len());
-        let log = json!({
-            "route": self.config.name,
-            "strategy": strategy.map(Strategy::name),
-            "params": {
-                "epsilon": match self.config.strategy { Strategy::EpsilonGreedy { epsilon } => Some(epsilon), _ => None },
-                "temperature": match self.config.strategy { Strategy::Softmax { temperature } => Some(temperature), _ => None },
-                "fixed_top": self.config.fixed_top,
-                "candidates": self.config.candidates,
-            },
-            "bucket": bucket.as_str(),
-            "unit": unit_hash,
-            "seed": format!("{seed:#018x}"),
-            "shadow": self.config.shadow,
-            "outcome": outcome,
-            "candidates": (0..window).map(|i| json!({"id": found.ids[i], "score": found.scores[i], "model_rank": i + 1, "pinned": found.pinned[i]})).collect::<Vec<_>>(),
-            "shown": order.iter().enumerate().map(|(position, &item)| {
-                let slot = decision.as_ref().map(|d| &d.slots[position]);
-                json!({
-                    "id": found.ids[item],
-                    "position": position + 1,
-                    "model_rank": item + 1,
-                    "p_conditional": slot.map_or(1.0, |s| s.p_conditional),
-                    "p_item_position": slot.map_or(Some(1.0), |s| s.p_item_position),
-                    "p_cascade": slot.map_or(1.0, |s| s.p_cascade),
-                })
-            }).collect::<Vec<_>>(),
-            "p_joint": decision.as_ref().map_or(1.0, |d| d.p_joint),
-        });
-        let propensity = decision.as_ref().and_then(|d| {
-            d.distributions.first().and_then(|first| {
-                let free = d.slots.iter().find(|s| {
-                    s.position >= self.config.fixed_top && !candidates[s.position].pinned
-                })?;
-                first
+        let log = ExplorationLog {
+            route: self.route_name.clone(),
+            bucket: bucket.as_str(),
+            unit: unit_hash,
+            outcome,
+            decision: Some(DecisionLog {
+                strategy: strategy.map(Strategy::name),
+                params: Params {
+                    epsilon: match self.config.strategy {
+                        Strategy::EpsilonGreedy { epsilon } => Some(epsilon),
+                        _ => None,
+                    },
+                    temperature: match self.config.strategy {
+                        Strategy::Softmax { temperature } => Some(temperature),
+                        _ => None,
+                    },
+                    fixed_top: self.config.fixed_top,
+                    candidates: self.config.candidates,
+                },
+                seed: format!("{seed:#018x}"),
+                shadow: self.config.shadow,
+                candidates: (0..window)
+                    .map(|i| CandidateLog {
+                        id: found.ids[i].clone(),
+                        score: found.scores[i],
+                        model_rank: i + 1,
+                        pinned: found.pinned[i],
+                    })
+                    .collect(),
+                shown: order
                     .iter()
-                    .find(|(item, _)| *item == free.item)
-                    .map(|(_, p)| *p)
-            })
+                    .enumerate()
+                    .map(|(position, &item)| {
+                        let slot = decision.as_ref().map(|d| &d.slots[position]);
+                        ShownLog {
+                            id: found.ids[item].clone(),
+                            position: position + 1,
+                            model_rank: item + 1,
+                            p_conditional: slot.map_or(1.0, |s| s.p_conditional),
+                            p_item_position: slot.map_or(Some(1.0), |s| s.p_item_position),
+                            p_cascade: slot.map_or(1.0, |s| s.p_cascade),
+                        }
+                    })
+                    .collect(),
+                p_joint: decision.as_ref().map_or(1.0, |d| d.p_joint),
+            }),
+        };
+        // The propensity of the first free slot's choice.
+        let propensity = decision.as_ref().and_then(|d| {
+            d.slots
+                .iter()
+                .find(|s| s.position >= self.config.fixed_top && !candidates[s.position].pinned)
+                .map(|s| s.p_conditional)
         });
         let body = match (outcome, &decision) {
             (outcome::EXPLORED, Some(decision))
@@ -349,9 +367,15 @@ impl Route {
     }
 }
 
+/// The first 8 bytes of the HMAC, big-endian: the same number as the first 16 hex digits of the
+/// logged `hmac-sha256:` value.
 fn hash64(key: &[u8], message: &[u8]) -> u64 {
-    let hex = hmac_hex(key, message);
-    u64::from_str_radix(&hex[..16], 16).unwrap_or(0)
+    let digest = hmac(key, message);
+    u64::from_be_bytes(
+        digest[..8]
+            .try_into()
+            .expect("a SHA-256 digest has 32 bytes"),
+    )
 }
 
 fn unit_interval(key: &[u8], unit: &[u8]) -> f64 {

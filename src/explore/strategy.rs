@@ -66,19 +66,44 @@ pub struct Decision {
     pub order: Vec<usize>,
     /// Every position, fixed and free.
     pub slots: Vec<Slot>,
-    /// For each free slot, the distribution it was drawn from: `(item, probability)`.
+    /// For each free slot, the distribution it was drawn from: `(item, probability)` (empty from
+    /// [`decide_for_request`]).
     pub distributions: Vec<Vec<(usize, f64)>>,
     /// Product of all conditionals.
     pub p_joint: f64,
 }
 
-/// Decides the order of `candidates` (model order) with `strategy`.
+/// Decides the order of `candidates` (model order) with `strategy`, keeping every free slot's
+/// distribution (for offline evaluation and tests).
 pub fn decide(
     strategy: Strategy,
     candidates: &[Candidate],
     fixed_top: usize,
     window: usize,
     seed: u64,
+) -> Decision {
+    decide_inner(strategy, candidates, fixed_top, window, seed, true)
+}
+
+/// The same decision as [`decide`] (same seed, same order, same propensities) without the
+/// per-slot distributions: what the request path needs.
+pub fn decide_for_request(
+    strategy: Strategy,
+    candidates: &[Candidate],
+    fixed_top: usize,
+    window: usize,
+    seed: u64,
+) -> Decision {
+    decide_inner(strategy, candidates, fixed_top, window, seed, false)
+}
+
+fn decide_inner(
+    strategy: Strategy,
+    candidates: &[Candidate],
+    fixed_top: usize,
+    window: usize,
+    seed: u64,
+    keep_distributions: bool,
 ) -> Decision {
     let n = candidates.len();
     let window = window.min(n);
@@ -89,7 +114,7 @@ pub fn decide(
     let mut order: Vec<usize> = (0..n).collect();
     let mut conditionals = vec![1.0; n];
     let mut marginals: Vec<Option<f64>> = vec![Some(1.0); n];
-    let mut distributions = Vec::with_capacity(free.len());
+    let mut distributions = Vec::with_capacity(if keep_distributions { free.len() } else { 0 });
     let m = free.len();
     match strategy {
         Strategy::EpsilonGreedy { epsilon } => {
@@ -97,27 +122,26 @@ pub fn decide(
             let mut pool: Vec<usize> = free.clone();
             for (k, &position) in free.iter().enumerate() {
                 let size = pool.len() as f64;
-                let distribution: Vec<(usize, f64)> = pool
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &item)| {
-                        (
-                            item,
-                            epsilon / size + if j == 0 { 1.0 - epsilon } else { 0.0 },
-                        )
-                    })
-                    .collect();
+                let probability =
+                    |j: usize| epsilon / size + if j == 0 { 1.0 - epsilon } else { 0.0 };
+                if keep_distributions {
+                    distributions.push(
+                        pool.iter()
+                            .enumerate()
+                            .map(|(j, &item)| (item, probability(j)))
+                            .collect(),
+                    );
+                }
                 let pick = if rng.random::<f64>() < 1.0 - epsilon {
                     0
                 } else {
                     rng.random_range(0..pool.len())
                 };
                 let item = pool.remove(pick);
-                conditionals[position] = distribution[pick].1;
+                conditionals[position] = probability(pick);
                 order[position] = item;
                 let pool_rank = free.iter().position(|&p| p == item).unwrap_or(0);
                 marginals[position] = Some(marginal[pool_rank][k]);
-                distributions.push(distribution);
             }
         }
         Strategy::Softmax { temperature } => {
@@ -126,33 +150,34 @@ pub fn decide(
                 Some(score) if score.is_finite() => score / temperature,
                 _ => -(item as f64) / temperature,
             };
-            let mut pool: Vec<usize> = free.clone();
+            // Weights once, against the pool's largest utility; each slot renormalises over what
+            // remains (Plackett–Luce), so no exponential is taken twice.
+            let top = free
+                .iter()
+                .map(|&i| utility(i))
+                .fold(f64::NEG_INFINITY, f64::max);
+            let mut pool: Vec<(usize, f64)> = free
+                .iter()
+                .map(|&i| (i, (utility(i) - top).exp()))
+                .collect();
             for &position in &free {
-                let top = pool
-                    .iter()
-                    .map(|&i| utility(i))
-                    .fold(f64::NEG_INFINITY, f64::max);
-                let weights: Vec<f64> = pool.iter().map(|&i| (utility(i) - top).exp()).collect();
-                let total: f64 = weights.iter().sum();
-                let distribution: Vec<(usize, f64)> = pool
-                    .iter()
-                    .zip(&weights)
-                    .map(|(&i, w)| (i, w / total))
-                    .collect();
+                let total: f64 = pool.iter().map(|(_, w)| w).sum();
+                if keep_distributions {
+                    distributions.push(pool.iter().map(|&(i, w)| (i, w / total)).collect());
+                }
                 let mut target = rng.random::<f64>() * total;
                 let mut pick = pool.len() - 1;
-                for (j, w) in weights.iter().enumerate() {
+                for (j, (_, w)) in pool.iter().enumerate() {
                     if target < *w {
                         pick = j;
                         break;
                     }
                     target -= w;
                 }
-                let item = pool.remove(pick);
-                conditionals[position] = distribution[pick].1;
+                let (item, weight) = pool.remove(pick);
+                conditionals[position] = weight / total;
                 marginals[position] = None;
                 order[position] = item;
-                distributions.push(distribution);
             }
         }
         Strategy::RandPair => {
@@ -171,11 +196,13 @@ pub fn decide(
                     };
                     conditionals[position] = conditional;
                     marginals[position] = Some(marginal);
-                    distributions.push(if k == 0 {
-                        free.iter().map(|&p| (p, uniform)).collect()
-                    } else {
-                        vec![(order[position], 1.0)]
-                    });
+                    if keep_distributions {
+                        distributions.push(if k == 0 {
+                            free.iter().map(|&p| (p, uniform)).collect()
+                        } else {
+                            vec![(order[position], 1.0)]
+                        });
+                    }
                 }
             }
         }
@@ -183,7 +210,9 @@ pub fn decide(
             let mut pool: Vec<usize> = free.clone();
             for &position in &free {
                 let p = 1.0 / pool.len() as f64;
-                distributions.push(pool.iter().map(|&i| (i, p)).collect());
+                if keep_distributions {
+                    distributions.push(pool.iter().map(|&i| (i, p)).collect());
+                }
                 let item = pool.remove(rng.random_range(0..pool.len()));
                 conditionals[position] = p;
                 marginals[position] = Some(1.0 / m as f64);

@@ -136,9 +136,9 @@ impl Exchange {
     }
 
     /// The exploration decision, for the record.
-    pub fn set_exploration(&mut self, log: serde_json::Value) {
+    pub fn set_exploration(&mut self, log: crate::explore::log::ExplorationLog) {
         if let Some(observation) = &mut self.observation {
-            observation.exploration = Some(log);
+            observation.exploration = Some(std::sync::Arc::new(log));
         }
     }
 

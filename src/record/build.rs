@@ -90,7 +90,10 @@ pub fn build(
         "outcome": observation.outcome.as_str(),
         "sampled": reason.as_str(),
         "monitor": findings.monitor.clone(),
-        "exploration": observation.exploration.clone(),
+        "exploration": observation
+            .exploration
+            .as_deref()
+            .and_then(|log| serde_json::to_value(log).ok()),
     });
     RecordLine {
         id: id.into(),

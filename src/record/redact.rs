@@ -89,13 +89,20 @@ impl Redactor {
 }
 
 pub fn hmac_hex(key: &[u8], message: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for byte in hmac(key, message) {
+        hex.push(HEX[usize::from(byte >> 4)] as char);
+        hex.push(HEX[usize::from(byte & 0xf)] as char);
+    }
+    hex
+}
+
+/// HMAC-SHA256 of `message` keyed by `key`.
+pub fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
     mac.update(message);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    mac.finalize().into_bytes().into()
 }
 
 fn parse_pointer(pointer: &str) -> Vec<String> {

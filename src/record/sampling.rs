@@ -100,7 +100,12 @@ pub fn decide(
     if config.always_outliers && findings.outlier {
         return Some(SampleReason::Outlier);
     }
-    if config.always_explored && observation.exploration.is_some() {
+    if config.always_explored
+        && observation
+            .exploration
+            .as_ref()
+            .is_some_and(|log| log.decided())
+    {
         return Some(SampleReason::Explored);
     }
     head_sampled(observation.request_id.as_bytes(), config.sample_rate)

@@ -33,7 +33,7 @@ pub struct Observation {
     pub request_capture: Capture,
     pub response_capture: Capture,
     /// The exploration decision, on exploration routes (the record's `exploration` field).
-    pub exploration: Option<serde_json::Value>,
+    pub exploration: Option<std::sync::Arc<crate::explore::log::ExplorationLog>>,
 }
 
 #[derive(Debug, Clone)]
