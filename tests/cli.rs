@@ -158,9 +158,17 @@ fn demo_runs_traffic_through_driftwatch_and_reports() {
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|n| n.parse::<u64>().ok())
         .expect("counted line");
+    let recommendation_requests = stdout
+        .lines()
+        .find(|l| l.contains("recommendation requests"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("recommendation requests line");
     assert!(sent > 1000, "{stdout}");
+    assert!(recommendation_requests > 100, "{stdout}");
     assert_eq!(
-        sent, counted,
+        sent + recommendation_requests,
+        counted,
         "every request went through driftwatch: {stdout}"
     );
     assert!(stdout.contains("errors=0"), "{stdout}");
@@ -208,5 +216,24 @@ fn demo_runs_traffic_through_driftwatch_and_reports() {
     assert!(
         numbers.len() >= 2 && numbers[0] > numbers[1] + 0.1,
         "{accuracy}"
+    );
+    // The feedback loop narrows what the plain recommender shows; exploration keeps it wide.
+    let items = |variant: &str| -> Vec<u64> {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(variant))
+            .unwrap_or_else(|| panic!("{variant} line: {stdout}"));
+        line.split_whitespace()
+            .zip(line.split_whitespace().skip(1))
+            .filter(|(_, word)| word.starts_with("items"))
+            .filter_map(|(n, _)| n.parse().ok())
+            .collect()
+    };
+    let (plain, explore) = (items("recs-plain"), items("recs-explore"));
+    assert!(plain.len() == 2 && explore.len() == 2, "{stdout}");
+    assert!(plain[1] < plain[0] / 2, "plain collapses: {stdout}");
+    assert!(
+        explore[1] > plain[1] * 2,
+        "exploration keeps coverage: {stdout}"
     );
 }

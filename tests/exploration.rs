@@ -50,6 +50,7 @@ fn route(adjust: impl FnOnce(&mut ExplorationSection)) -> ExplorationSection {
         max_response_bytes: ByteSize(1 << 20),
         catalog_size: Some(100),
         diversity_window: 5,
+        diversity_positions: None,
     };
     adjust(&mut section);
     section

@@ -55,6 +55,7 @@ fn route(name: &str, adjust: impl FnOnce(&mut ExplorationSection)) -> Exploratio
         max_response_bytes: ByteSize(1 << 20),
         catalog_size: None,
         diversity_window: 50,
+        diversity_positions: None,
     };
     adjust(&mut section);
     section

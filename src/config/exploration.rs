@@ -73,6 +73,10 @@ pub struct ExplorationSection {
     /// Lists per diversity window.
     #[serde(default = "default_window_lists")]
     pub diversity_window: usize,
+    /// Positions the client actually displays; diversity counts exposures in these only.
+    /// Unset: every position of the list.
+    #[serde(default)]
+    pub diversity_positions: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -183,6 +187,7 @@ pub struct ExplorationRoute {
     pub max_response_bytes: usize,
     pub catalog_size: Option<u64>,
     pub diversity_window: usize,
+    pub diversity_positions: Option<usize>,
 }
 
 /// Where the ranked list is.
@@ -325,6 +330,7 @@ pub fn validate_exploration(
             max_response_bytes: usize::try_from(section.max_response_bytes.0).unwrap_or(usize::MAX),
             catalog_size: section.catalog_size,
             diversity_window: section.diversity_window,
+            diversity_positions: section.diversity_positions.filter(|p| *p > 0),
         });
     }
     Ok(routes)

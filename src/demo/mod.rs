@@ -2,6 +2,7 @@
 //! generator, in one process, so a new user sees driftwatch work with one command.
 
 pub mod model;
+pub mod recommender;
 pub mod traffic;
 mod watch;
 
@@ -15,6 +16,9 @@ use tokio::time::Instant;
 use self::traffic::{Generator, TrafficStats};
 use crate::app::{Driftwatch, Listeners};
 use crate::cli::CliError;
+use crate::config::exploration::{
+    BucketsSection, ExplorationMatch, ExplorationSection, StrategyName, UnitSection,
+};
 use crate::config::monitoring::{
     InputsSection, LearnSection, ModelSection, OutputsSection, ProtocolName, TaskName,
 };
@@ -81,6 +85,40 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
         learn_reference: LearnSection { samples: 3000 },
     }];
     file.monitoring.window.samples = Some(2500);
+    // The recommender, twice: without exploration (every unit held out, so the lists are only
+    // measured) and with ε-greedy exploration over the 50 candidates.
+    let recommendation_route = |name: &str, variant: &str| ExplorationSection {
+        name: name.to_owned(),
+        match_: ExplorationMatch {
+            path_prefix: format!("/recommend/{variant}"),
+        },
+        list: "/items".to_owned(),
+        id: "/id".to_owned(),
+        score: Some("/score".to_owned()),
+        pin: None,
+        open_inference: None,
+        strategy: StrategyName::EpsilonGreedy,
+        epsilon: 0.3,
+        temperature: 1.0,
+        fixed_top: 0,
+        candidates: recommender::LIST,
+        buckets: BucketsSection {
+            holdout: if variant == "plain" { 1.0 } else { 0.0 },
+            randomize: 0.0,
+        },
+        unit: UnitSection::default(),
+        salt_file: None,
+        shadow: false,
+        opt_out_header: "x-driftwatch-explore".to_owned(),
+        max_response_bytes: crate::config::units::ByteSize(1 << 20),
+        catalog_size: Some(recommender::CATALOG as u64),
+        diversity_window: 200,
+        diversity_positions: Some(recommender::DISPLAYED),
+    };
+    file.exploration = vec![
+        recommendation_route("recs-plain", "plain"),
+        recommendation_route("recs-explore", "explore"),
+    ];
     file.sinks = vec![SinkSection::File {
         name: None,
         path: records_path.to_string_lossy().into_owned(),
@@ -154,6 +192,11 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
         }
         .run(),
     );
+    let recommendations = tokio::spawn(traffic::recommend(
+        format!("http://{proxy_addr}"),
+        20,
+        started + options.duration,
+    ));
     let label_sender = tokio::spawn(traffic::send_labels(
         admin_addr.to_string(),
         labels,
@@ -204,6 +247,7 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
     let _ = generator.await;
     // The last labels are not due yet; the demo sends them now rather than wait.
     let _ = label_sender.await;
+    let recommendation_requests = recommendations.await.unwrap_or(0);
     watcher.poll(started.elapsed().as_secs_f64()).await;
     let (validation, outliers) = watcher.validation().await;
 
@@ -223,6 +267,11 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
     });
     writeln!(out, "report").map_err(io)?;
     writeln!(out, "  client sent {} requests ({} rows), {} errors; latency through driftwatch p50={p50:.2}ms p99={p99:.2}ms", stats.requests, stats.rows, stats.errors).map_err(io)?;
+    writeln!(
+        out,
+        "  client sent {recommendation_requests} recommendation requests (lists and clicks)"
+    )
+    .map_err(io)?;
     writeln!(
         out,
         "  driftwatch counted {counted} exchanges (driftwatch_http_requests_total)"
@@ -257,6 +306,9 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<(), CliErr
         writeln!(out, "  {line}").map_err(io)?;
     }
     for line in watcher.performance_report(options.drift_at.as_secs_f64()) {
+        writeln!(out, "  {line}").map_err(io)?;
+    }
+    for line in watcher.diversity_report() {
         writeln!(out, "  {line}").map_err(io)?;
     }
     Ok(())

@@ -29,13 +29,18 @@ pub fn classify(row: &[f64]) -> i64 {
 
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener) {
+    let recommender = super::recommender::Recommender::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let recommender = recommender.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(handle);
+            let service = hyper::service::service_fn(move |request| {
+                let recommender = recommender.clone();
+                async move { handle(request, &recommender).await }
+            });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -43,8 +48,31 @@ pub async fn serve(listener: TcpListener) {
     }
 }
 
-async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    request: Request<Incoming>,
+    recommender: &super::recommender::Recommender,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
+    // The recommender: GET /recommend/{variant}?user=U, and GET /clicks/{variant}?item=N.
+    if let Some(variant) = path.strip_prefix("/recommend/") {
+        let user = query(&request, "user").unwrap_or_default();
+        return Ok(match recommender.recommend(variant, &user) {
+            Some(list) => reply(StatusCode::OK, list),
+            None => reply(StatusCode::NOT_FOUND, json!({"error": "no such variant"})),
+        });
+    }
+    if let Some(variant) = path.strip_prefix("/clicks/") {
+        let item = query(&request, "item").and_then(|i| i.parse::<usize>().ok());
+        let clicked = item.is_some_and(|item| recommender.click(variant, item));
+        return Ok(reply(
+            if clicked {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            json!({"clicked": clicked}),
+        ));
+    }
     let infer_path = format!("/v2/models/{MODEL_NAME}/infer");
     let metadata_path = format!("/v2/models/{MODEL_NAME}");
     Ok(match (request.method().clone(), path.as_str()) {
@@ -122,6 +150,16 @@ fn flatten(data: &Value) -> Option<Vec<f64>> {
     }
     walk(data, &mut out)?;
     Some(out)
+}
+
+fn query(request: &Request<Incoming>, key: &str) -> Option<String> {
+    request
+        .uri()
+        .query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_owned())
 }
 
 fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {

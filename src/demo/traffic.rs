@@ -250,3 +250,59 @@ pub async fn send_labels(
         }
     }
 }
+
+/// Recommendation traffic: simulated users ask each variant for a list and click on what they
+/// see — more on appealing items, far more at the top (position bias). Their clicks retrain the
+/// popularity model: the feedback loop. Returns how many requests (lists and clicks) were
+/// answered, all of them through driftwatch.
+pub async fn recommend(target: String, rate: u32, until: Instant) -> u64 {
+    use super::recommender::{DISPLAYED, VARIANTS, appeal};
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut rng = SmallRng::seed_from_u64(0x7ec5);
+    let mut answered = 0;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while Instant::now() < until {
+        ticker.tick().await;
+        for variant in VARIANTS {
+            let user = rng.random_range(0..1000u32);
+            let request = Request::get(format!("{target}/recommend/{variant}?user={user}"))
+                .header("x-user-id", format!("user-{user}"))
+                .body(Full::new(Bytes::new()))
+                .expect("static request parts are valid");
+            let Ok(response) = client.request(request).await else {
+                continue;
+            };
+            answered += 1;
+            let Ok(body) = response.into_body().collect().await else {
+                continue;
+            };
+            let Ok(list) = serde_json::from_slice::<serde_json::Value>(&body.to_bytes()) else {
+                continue;
+            };
+            let shown: Vec<usize> = list["items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .take(DISPLAYED)
+                        .filter_map(|i| i["id"].as_str()?.strip_prefix("item-")?.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (position, item) in shown.into_iter().enumerate() {
+                if rng.random_bool((appeal(item) / (1.0 + position as f64)).min(1.0)) {
+                    let click = Request::get(format!("{target}/clicks/{variant}?item={item}"))
+                        .body(Full::new(Bytes::new()))
+                        .expect("static request parts are valid");
+                    if let Ok(response) = client.request(click).await {
+                        answered += 1;
+                        let _ = response.into_body().collect().await;
+                    }
+                }
+            }
+        }
+    }
+    answered
+}

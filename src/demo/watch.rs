@@ -33,6 +33,8 @@ pub struct Watcher {
     /// When the concept drift flag was first seen up.
     pub concept_drift_at: Option<f64>,
     pub labels_joined: u64,
+    /// Per recommendation route: its complete diversity windows, in order.
+    pub diversity: std::collections::BTreeMap<String, Vec<Value>>,
 }
 
 impl Watcher {
@@ -45,6 +47,7 @@ impl Watcher {
             accuracy: Vec::new(),
             concept_drift_at: None,
             labels_joined: 0,
+            diversity: std::collections::BTreeMap::new(),
         }
     }
 
@@ -65,6 +68,7 @@ impl Watcher {
     /// Notes the last closed window (of rows, and of labels) when it is new.
     pub async fn poll(&mut self, elapsed: f64) {
         self.poll_performance(elapsed).await;
+        self.poll_diversity().await;
         let Some(body) = self.get(&format!("/api/v1/drift?model={MODEL_NAME}")).await else {
             return;
         };
@@ -104,6 +108,57 @@ impl Watcher {
             dataset_drifted: last["dataset"]["drifted"].as_bool().unwrap_or(false),
             columns,
         });
+    }
+
+    async fn poll_diversity(&mut self) {
+        let Some(body) = self.get("/api/v1/diversity").await else {
+            return;
+        };
+        let Ok(report) = serde_json::from_slice::<Value>(&body) else {
+            return;
+        };
+        for route in report["routes"].as_array().into_iter().flatten() {
+            let (Some(name), last) = (route["route"].as_str(), &route["last_window"]) else {
+                continue;
+            };
+            if last.is_null() {
+                continue;
+            }
+            let windows = self.diversity.entry(name.to_owned()).or_default();
+            if windows.last() != Some(last) {
+                windows.push(last.clone());
+            }
+        }
+    }
+
+    /// How the diversity of what each recommendation route showed evolved.
+    pub fn diversity_report(&self) -> Vec<String> {
+        let mut lines = vec![
+            "recommendations: a popularity model retrained on its own clicks (the feedback loop), displayed top 10 of 50".to_owned(),
+        ];
+        for (route, windows) in &self.diversity {
+            let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
+                continue;
+            };
+            let describe = |w: &Value| {
+                format!(
+                    "{} items, coverage {:.2}, catalog Gini {:.2}, entropy {:.1} bits",
+                    w["distinct_items"],
+                    w["catalog_coverage"].as_f64().unwrap_or(0.0),
+                    w["gini_catalog"].as_f64().unwrap_or(0.0),
+                    w["entropy_bits"].as_f64().unwrap_or(0.0)
+                )
+            };
+            lines.push(format!(
+                "  {route:<13} first window: {}; last: {}",
+                describe(first),
+                describe(last)
+            ));
+        }
+        if self.diversity.is_empty() {
+            lines.push("  no complete diversity window yet (run longer)".to_owned());
+        }
+        lines
     }
 
     async fn poll_performance(&mut self, elapsed: f64) {

@@ -58,6 +58,8 @@ const GAUGES: [(&str, &str); 9] = [
 pub struct RouteDiversity {
     pub diversity: Diversity,
     gauges: Vec<Gauge>,
+    /// Positions counted as exposures (`diversity_positions`).
+    positions: Option<usize>,
 }
 
 impl RouteDiversity {
@@ -101,7 +103,14 @@ pub fn shared(routes: &[ExplorationRoute], registry: &Registry) -> SharedDiversi
                 .iter()
                 .map(|(name, _)| registry.gauge(name, &[("route", route.name.as_str())]))
                 .collect();
-            (route.name.clone(), RouteDiversity { diversity, gauges })
+            (
+                route.name.clone(),
+                RouteDiversity {
+                    diversity,
+                    gauges,
+                    positions: route.diversity_positions,
+                },
+            )
         })
         .collect();
     Arc::new(Mutex::new(state))
@@ -150,10 +159,11 @@ impl Analyzer for DiversityAnalyzer {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        if let Some(route) = state.get_mut(route)
-            && let Some(report) = route.diversity.observe(unit, &ids)
-        {
-            route.publish(&report);
+        if let Some(route) = state.get_mut(route) {
+            let displayed = &ids[..route.positions.map_or(ids.len(), |p| p.min(ids.len()))];
+            if let Some(report) = route.diversity.observe(unit, displayed) {
+                route.publish(&report);
+            }
         }
     }
 }

@@ -865,6 +865,7 @@ mod tests {
             max_response_bytes: 1 << 20,
             catalog_size: None,
             diversity_window: 10,
+            diversity_positions: None,
         };
         adjust(&mut config);
         Route::new(config)

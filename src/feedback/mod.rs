@@ -106,7 +106,9 @@ struct ModelPerformance {
     last: Option<PerformanceReport>,
     ddm: Ddm,
     adwin: Adwin,
-    concept_drift_in_window: bool,
+    /// A detection not yet confirmed: the number of windows closed since it (the window it fell
+    /// in may still be mostly healthy labels).
+    concept_drift_pending: Option<u8>,
     /// What `driftwatch_concept_drift_detected` says.
     concept_flag: bool,
     /// The error (1 − accuracy, or MAE) of the last healthy window: the flag needs a window
@@ -148,7 +150,7 @@ impl ModelPerformance {
             last: None,
             ddm: Ddm::default(),
             adwin: Adwin::default(),
-            concept_drift_in_window: false,
+            concept_drift_pending: None,
             concept_flag: false,
             healthy_error: None,
             concept_drift_points: 0,
@@ -215,12 +217,13 @@ impl ModelPerformance {
         true
     }
 
-    /// A detector fired. The flag is decided when the window closes: DDM on a low error rate
-    /// fires on noise (after a run of correct labels its minimum is 0), so a detection raises the
-    /// flag only when the window's error is also clearly worse than the last healthy window's.
+    /// A detector fired. The flag is decided when windows close: DDM on a low error rate fires
+    /// on noise (after a run of correct labels its minimum is 0), so a detection raises the flag
+    /// only once a window's error is also clearly worse than the last healthy window's; a healthy
+    /// window in between dismisses it.
     fn concept_drift(&mut self) {
         self.concept_drift_points += 1;
-        self.concept_drift_in_window = true;
+        self.concept_drift_pending = Some(0);
     }
 
     fn labels_in_window(&self) -> u64 {
@@ -269,17 +272,24 @@ impl ModelPerformance {
             let worse = self
                 .healthy_error
                 .is_some_and(|healthy| error > healthy * 1.1 + 0.01);
-            if self.concept_drift_in_window && worse {
+            if worse && self.concept_drift_pending.is_some() {
+                // A detection, confirmed by a window clearly worse than the healthy one.
                 self.concept_flag = true;
+                self.concept_drift_pending = None;
             } else if !worse {
-                // Healthy (again): the reference for the next windows, and the flag clears.
+                // Healthy (again): the reference for the next windows, and the flag clears. A
+                // detection survives the (mixed) window it fell in, and is dismissed by the next
+                // healthy one.
                 self.concept_flag = false;
                 self.healthy_error = Some(error);
+                self.concept_drift_pending = match self.concept_drift_pending {
+                    Some(0) => Some(1),
+                    _ => None,
+                };
             }
         }
         self.concept_gauge
             .set(f64::from(u8::from(self.concept_flag)));
-        self.concept_drift_in_window = false;
         self.confusion = Confusion::default();
         self.errors = Errors::default();
         self.window_index += 1;
