@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use driftwatch::config::ConfigFile;
-use driftwatch::demo::model::serve;
+use driftwatch::demo::model::{classify, serve};
+use driftwatch::demo::recommender;
 use http::Request;
 use http_body_util::Full;
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::collector::{Collector, Mode};
 use support::k8s::{
     Prometheus, dashboard_expressions, exposition_names, fast_rules, grafana_to_promql,
@@ -34,29 +35,6 @@ const RUNBOOKS: &str = "docs/runbooks.md";
 /// The base of every `runbook_url`; the chart's `monitoring.prometheusRule.runbookBaseUrl`
 /// replaces it.
 const RUNBOOK_BASE: &str = "https://github.com/OWNER/driftwatch/blob/main/docs/runbooks.md";
-
-/// Metrics of SPEC §11 that the rules and dashboard already use but driftwatch does not export
-/// yet: they are being built with the feedback ([feedback]) and exploration ([explore]) work.
-/// Remove each name here when its metric lands; the consistency test then checks it too.
-const NOT_YET_EXPORTED: &[&str] = &[
-    // Feedback (SPEC §8, §11).
-    "driftwatch_feedback_total",
-    "driftwatch_feedback_delay_seconds",
-    "driftwatch_model_performance",
-    "driftwatch_concept_drift_detected",
-    // Exploration and diversity (SPEC §9, §11).
-    "driftwatch_exploration_decisions_total",
-    "driftwatch_propensity",
-    "driftwatch_recs_exposure_gini",
-    "driftwatch_recs_entropy_bits",
-    "driftwatch_recs_effective_items",
-    "driftwatch_recs_distinct_items",
-    "driftwatch_recs_catalog_coverage",
-    "driftwatch_recs_head_share",
-    "driftwatch_recs_long_tail_share",
-    "driftwatch_recs_list_overlap",
-    "driftwatch_recs_homogenization",
-];
 
 /// Series Prometheus makes itself.
 const PROMETHEUS_SERIES: [&str; 1] = ["ALERTS"];
@@ -90,15 +68,6 @@ const SPEC_CONDITIONS: [(&str, &[&str]); 13] = [
     ),
     ("sink spooling", &["DriftwatchSinkSpooling"]),
 ];
-
-fn not_yet_exported(name: &str) -> bool {
-    NOT_YET_EXPORTED.iter().any(|family| {
-        name == *family
-            || ["_bucket", "_sum", "_count"]
-                .iter()
-                .any(|suffix| name == format!("{family}{suffix}"))
-    })
-}
 
 /// Every alerting rule: name -> the rule.
 fn alert_rules() -> BTreeMap<String, Value> {
@@ -298,9 +267,11 @@ fn alertmanager_example_is_valid_and_routes_by_team_and_severity() {
 }
 
 /// A driftwatch that has seen every kind of traffic the rules and dashboard watch, in front of
-/// the demo's iris model server: a learned reference, a window without drift and a window with
-/// it, an outlier, an unreadable payload, a 404, a file sink and an HTTP sink whose collector
-/// refuses (so it retries and spools).
+/// the demo's model server: a learned reference, a window without drift and a window with it,
+/// ground-truth labels for the first two (live performance, feedback delay, concept drift), an
+/// outlier, an unreadable payload, a 404, recommendation lists on an exploration route (decisions,
+/// propensities, closed diversity windows), a file sink and an HTTP sink whose collector refuses
+/// (so it retries and spools).
 struct Populated {
     proxy: Running,
     model_server: tokio::task::JoinHandle<()>,
@@ -308,8 +279,16 @@ struct Populated {
     _dir: tempfile::TempDir,
 }
 
-/// Rows per window and per learned reference.
+/// Rows per window and per learned reference; also labels per performance window.
 const WINDOW_ROWS: usize = 200;
+/// Rows per inference request.
+const BATCH_ROWS: usize = 50;
+/// The exploration route, over the demo recommender's `explore` variant.
+const RECS_ROUTE: &str = "recs";
+/// Shown lists per diversity window: small, so windows close after a few requests.
+const DIVERSITY_WINDOW: usize = 20;
+/// Users asking for lists, each several times: overlap compares lists of different users.
+const USERS: usize = 7;
 
 /// Deterministic iris-like rows: the reference distribution, or with petal length and width
 /// shifted far enough that both columns drift (half of the inputs: dataset drift too).
@@ -337,8 +316,11 @@ fn iris_rows(count: usize, seed: u64, shifted: bool) -> Vec<[f64; 4]> {
         .collect()
 }
 
-async fn infer(proxy: &Running, rows: &[[f64; 4]]) {
-    for batch in rows.chunks(50) {
+/// Sends the rows in requests of [`BATCH_ROWS`]; returns each request's id (its predictions wait
+/// for labels under it).
+async fn infer(proxy: &Running, rows: &[[f64; 4]]) -> Vec<String> {
+    let mut request_ids = Vec::new();
+    for batch in rows.chunks(BATCH_ROWS) {
         let data: Vec<String> = batch
             .iter()
             .map(|row| format!("[{},{},{},{}]", row[0], row[1], row[2], row[3]))
@@ -348,11 +330,15 @@ async fn infer(proxy: &Running, rows: &[[f64; 4]]) {
             batch.len(),
             data.join(",")
         );
-        post(proxy, "/v2/models/iris/infer", body).await;
+        let (status, request_id) = post(proxy, "/v2/models/iris/infer", body).await;
+        assert_eq!(status, 200, "inference through the proxy");
+        request_ids.push(request_id);
     }
+    request_ids
 }
 
-async fn post(proxy: &Running, path: &str, body: String) -> u16 {
+/// Posts a JSON body; returns the status and the exchange's `x-request-id`.
+async fn post(proxy: &Running, path: &str, body: String) -> (u16, String) {
     let request = Request::post(proxy.url(path))
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))
@@ -362,31 +348,130 @@ async fn post(proxy: &Running, path: &str, body: String) -> u16 {
         .await
         .expect("proxy answers");
     let status = response.status().as_u16();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     support::body_bytes(response).await;
-    status
+    (status, request_id)
+}
+
+/// The truth for predicted rows: the demo classifier's class, except every tenth row, where the
+/// model is wrong (accuracy 0.9).
+fn truth(rows: &[[f64; 4]]) -> Vec<i64> {
+    rows.iter()
+        .enumerate()
+        .map(|(index, row)| {
+            let class = classify(row);
+            if index % 10 == 9 {
+                (class + 1) % 3
+            } else {
+                class
+            }
+        })
+        .collect()
+}
+
+/// Labels the predictions of `rows`, sent as `request_ids` by [`infer`], through the admin
+/// feedback API, once the analysis worker holds them all.
+async fn label(proxy: &Running, request_ids: &[String], rows: &[[f64; 4]]) {
+    let performance = proxy.admin_url("/api/v1/performance");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = http1_client()
+            .request(support::get(&performance))
+            .await
+            .expect("admin answers");
+        let report: Value = serde_json::from_slice(&support::body_bytes(response).await).unwrap();
+        if report["pending"].as_u64() >= Some(request_ids.len() as u64) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "predictions not remembered within 20s: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let items: Vec<Value> = request_ids
+        .iter()
+        .zip(rows.chunks(BATCH_ROWS))
+        .map(|(request_id, batch)| json!({"request_id": request_id, "labels": truth(batch)}))
+        .collect();
+    let request = Request::post(proxy.admin_url("/api/v1/feedback"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(Value::from(items).to_string())))
+        .unwrap();
+    let response = http1_client()
+        .request(request)
+        .await
+        .expect("admin answers");
+    assert_eq!(response.status(), 200);
+    let answer: Value = serde_json::from_slice(&support::body_bytes(response).await).unwrap();
+    assert_eq!(
+        answer["joined"].as_u64(),
+        Some(request_ids.len() as u64),
+        "every label joined: {answer}"
+    );
+}
+
+/// Asks the recommender for `lists` lists on the exploration route, users taking turns.
+async fn recommend(proxy: &Running, lists: usize) {
+    for list in 0..lists {
+        let user = list % USERS;
+        let request = Request::get(proxy.url(&format!("/recommend/explore?user={user}")))
+            .header("x-user-id", format!("user-{user}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = http1_client()
+            .request(request)
+            .await
+            .expect("proxy answers");
+        assert_eq!(response.status(), 200, "a recommendation through the proxy");
+        support::body_bytes(response).await;
+    }
+}
+
+/// Polls `/metrics` (bounded) until `series` is exported with a value `accept`s, described by
+/// `wanted` for the failure message; returns the value.
+async fn wait_until(
+    proxy: &Running,
+    series: &str,
+    wanted: &str,
+    accept: impl Fn(f64) -> bool,
+) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let exposition = proxy.metrics().await;
+        let value = metric_value(&exposition, series);
+        if exposition.contains(series) && accept(value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} was not {wanted} within 20s:\n{exposition}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Polls `/metrics` (bounded) until `series` equals `value`.
 async fn wait_for_series(proxy: &Running, series: &str, value: f64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let exposition = proxy.metrics().await;
-        if metric_value(&exposition, series) == value && exposition.contains(series) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} did not become {value} within 20s:\n{exposition}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(proxy, series, &value.to_string(), |v| v == value).await;
+}
+
+/// Polls `/metrics` (bounded) until `series` is above 0; returns its value.
+async fn wait_for_positive(proxy: &Running, series: &str) -> f64 {
+    wait_until(proxy, series, "above 0", |v| v > 0.0).await
 }
 
 const PETAL_LENGTH_DRIFT: &str =
     r#"driftwatch_drift_detected{model="iris",column="petal_length",role="input"}"#;
 
 impl Populated {
-    /// Starts it and sends the reference rows and one window without drift.
+    /// Starts it and sends the reference rows and one window without drift (both labelled), the
+    /// odd requests, and three diversity windows of recommendation lists.
     async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let model_addr = listener.local_addr().unwrap();
@@ -408,12 +493,25 @@ sinks:
 models:
   - name: iris
     inputs: {{names: [sepal_length, sepal_width, petal_length, petal_width]}}
-    outputs: {{names: [class]}}
+    outputs: {{names: [class], task: classification}}
     learn_reference: {{samples: {WINDOW_ROWS}}}
 monitoring:
   window: {{samples: {WINDOW_ROWS}}}
   min_samples: 100
+exploration:
+  - name: {RECS_ROUTE}
+    match: {{path_prefix: /recommend/explore}}
+    list: /items
+    id: /id
+    score: /score
+    strategy: epsilon_greedy
+    epsilon: 0.2
+    candidates: 20
+    unit: {{header: x-user-id}}
+    catalog_size: {catalog}
+    diversity_window: {DIVERSITY_WINDOW}
 "#,
+            catalog = recommender::CATALOG,
             records = dir.path().join("records.jsonl").display(),
             collector = collector.url(),
             spool = dir.path().join("spool").display(),
@@ -426,13 +524,33 @@ monitoring:
         let proxy = Running::start(file).await;
 
         // The learned reference, then a window like it.
-        infer(&proxy, &iris_rows(WINDOW_ROWS, 1, false)).await;
-        infer(&proxy, &iris_rows(WINDOW_ROWS, 2, false)).await;
+        let rows = [
+            iris_rows(WINDOW_ROWS, 1, false),
+            iris_rows(WINDOW_ROWS, 2, false),
+        ]
+        .concat();
+        let request_ids = infer(&proxy, &rows).await;
         wait_for_series(&proxy, PETAL_LENGTH_DRIFT, 0.0).await;
+        // Their labels: two windows of them, scored.
+        label(&proxy, &request_ids, &rows).await;
+        wait_for_series(
+            &proxy,
+            r#"driftwatch_feedback_total{model="iris",outcome="joined"}"#,
+            request_ids.len() as f64,
+        )
+        .await;
+        wait_for_series(
+            &proxy,
+            r#"driftwatch_model_performance{model="iris",metric="accuracy"}"#,
+            0.9,
+        )
+        .await;
         // An outlier row, an unreadable payload, a path the model server does not know.
         infer(&proxy, &[[5.0, 3.0, 400.0, 1.0]]).await;
         assert_eq!(
-            post(&proxy, "/v2/models/iris/infer", "not json".into()).await,
+            post(&proxy, "/v2/models/iris/infer", "not json".into())
+                .await
+                .0,
             400
         );
         let response = http1_client()
@@ -440,6 +558,17 @@ monitoring:
             .await
             .unwrap();
         assert_eq!(response.status(), 404);
+        // Three diversity windows of explored lists (homogenization compares windows).
+        recommend(&proxy, 3 * DIVERSITY_WINDOW).await;
+        let recs = |family: &str| format!(r#"{family}{{route="{RECS_ROUTE}"}}"#);
+        let distinct = wait_for_positive(&proxy, &recs("driftwatch_recs_distinct_items")).await;
+        assert!(
+            distinct >= recommender::LIST as f64,
+            "a window of lists shows at least one list's items: {distinct}"
+        );
+        // Lists of different users share items; explored slots logged their propensities.
+        wait_for_positive(&proxy, &recs("driftwatch_recs_list_overlap")).await;
+        wait_for_positive(&proxy, &recs("driftwatch_propensity_count")).await;
         Self {
             proxy,
             model_server,
@@ -500,17 +629,12 @@ async fn every_metric_the_rules_and_dashboard_use_exists_in_live_metrics() {
     assert!(uses.len() > 50, "the reader found the metrics: {uses:?}");
 
     let mut missing = Vec::new();
-    let mut waiting = BTreeSet::new();
     for (place, name) in &uses {
         if name.contains(':') {
             if !recorded.contains(name) {
                 missing.push(format!("{place}: {name} is recorded by no rule"));
             }
-        } else if PROMETHEUS_SERIES.contains(&name.as_str()) || live.contains(name) {
-            continue;
-        } else if not_yet_exported(name) {
-            waiting.insert(name.clone());
-        } else {
+        } else if !PROMETHEUS_SERIES.contains(&name.as_str()) && !live.contains(name) {
             missing.push(format!("{place}: {name} is not in /metrics"));
         }
     }
@@ -519,15 +643,6 @@ async fn every_metric_the_rules_and_dashboard_use_exists_in_live_metrics() {
         "metrics used but not exported:\n{}\n\nlive families: {live:?}",
         missing.join("\n")
     );
-    let landed: Vec<&str> = NOT_YET_EXPORTED
-        .iter()
-        .copied()
-        .filter(|name| live.contains(*name))
-        .collect();
-    if !landed.is_empty() {
-        eprintln!("now exported, remove from NOT_YET_EXPORTED: {landed:?}");
-    }
-    eprintln!("used but not exported yet (allowed): {waiting:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -669,7 +784,8 @@ scrape_configs:
         "unshifted columns alerted: {found:?}"
     );
 
-    // Every dashboard query is PromQL this Prometheus evaluates; the core panels show data.
+    // Every dashboard query is PromQL this Prometheus evaluates; the core, performance and
+    // recommendation panels show data.
     let dashboard: Value = serde_json::from_str(&read(DASHBOARD)).expect("dashboard JSON");
     let mut empty = BTreeSet::new();
     for (place, expr) in dashboard_expressions(&dashboard) {
@@ -693,6 +809,12 @@ scrape_configs:
         "panel \"Drifted columns (last window)\"",
         "panel \"Dataset drift share\"",
         "panel \"Records by sink and outcome\"",
+        "panel \"Performance over the last window of labels\"",
+        "panel \"Feedback by outcome\"",
+        "panel \"Concept drift\"",
+        "panel \"Exposure Gini\"",
+        "panel \"List overlap between users\"",
+        "panel \"Exploration decisions\"",
         "panel \"Resident memory\"",
     ] {
         assert!(!empty.contains(place), "{place} shows no data");
