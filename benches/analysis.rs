@@ -576,7 +576,12 @@ fn memory_per_pending_prediction() -> driftwatch::feedback::Feedback {
     use driftwatch::config::feedback::{FeedbackSection, validate_feedback};
     use driftwatch::feedback::store::Prediction;
     let registry = Registry::new();
-    let config = validate_feedback(&FeedbackSection::default()).expect("default feedback config");
+    // Unbounded by bytes, so all of them stay and are measured.
+    let section = FeedbackSection {
+        max_pending_bytes: driftwatch::config::units::ByteSize(1 << 40),
+        ..FeedbackSection::default()
+    };
+    let config = validate_feedback(&section).expect("feedback config");
     let mut feedback =
         driftwatch::feedback::Feedback::new(config, 5000, &registry).expect("no files");
     let now = std::time::SystemTime::now();

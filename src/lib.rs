@@ -1,14 +1,20 @@
 //! driftwatch: a sidecar reverse proxy for ML model servers.
 //!
-//! The tree follows the data flow:
-//! - request path: [`server`] (listener) → [`proxy`] (stages of one exchange) → [`upstream`]
-//!   (pooled client);
+//! The tree follows the data flow (docs/architecture.md draws it):
+//! - request path: [`server`] (listener) → [`proxy`] (stages of one exchange, body capture, the
+//!   exploration rewrite on exploration routes) → [`upstream`] (pooled client);
 //! - the boundary: [`tap`] (one bounded, non-blocking hand-off of an [`tap::Observation`] per
 //!   exchange) → the analysis worker;
-//! - analysis path: [`record`] (sampling, record, redaction) → [`sinks`] (stdout, file, http,
-//!   kafka; delivery driver and disk spool); [`monitor`] (statistics, change detectors);
+//! - analysis path: [`extract`] (protocol adapters → rows) → [`monitor`] (validation, outliers,
+//!   windows, drift statistics, change detectors) → [`feedback`] (pending predictions, label
+//!   join, live performance, concept drift); [`explore`] (strategies, propensities, diversity);
+//!   [`record`] (sampling, record, redaction) → [`sinks`] (stdout, file, http, kafka; delivery
+//!   driver and disk spool);
+//! - offline: [`profile`] (reference profiles), [`replay`] (detectors over a records file),
+//!   [`explore::export`] (VW and OBP exports);
 //! - around them: [`config`], [`telemetry`] (metrics registry, logging), [`admin`] (the admin
-//!   listener), [`lifecycle`] (shutdown phases), [`app`] (assembly), [`cli`], [`demo`].
+//!   listener), [`lifecycle`] (shutdown phases), [`background`] (niced threads for analysis and
+//!   sinks), [`app`] (assembly), [`cli`], [`demo`].
 #![forbid(unsafe_code)]
 
 pub mod admin;

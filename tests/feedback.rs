@@ -13,7 +13,7 @@ use driftwatch::config::feedback::BaselineSection;
 use driftwatch::config::monitoring::{
     InputsSection, LearnSection, ModelSection, OutputsSection, ProtocolName, TaskName,
 };
-use driftwatch::config::units::HumanDuration;
+use driftwatch::config::units::{ByteSize, HumanDuration};
 use driftwatch::demo::model::{FEATURES, serve};
 use driftwatch::feedback::performance::{Confusion, Errors};
 use http::Request;
@@ -452,6 +452,52 @@ async fn ttl_and_capacity_evict_and_memory_stays_bounded() {
 }
 
 #[tokio::test]
+async fn the_byte_bound_caps_the_store_and_counts_what_it_evicts() {
+    const BOUND: u64 = 16 * 1024;
+    let harness = Harness::start(|file| file.feedback.max_pending_bytes = ByteSize(BOUND)).await;
+    let mut ids = Vec::new();
+    for _ in 0..300 {
+        ids.push(harness.predict(&[row_for("1")]).await);
+    }
+    // Wait until the analysis worker has seen all 300: kept + evicted.
+    let mut metrics = String::new();
+    for _ in 0..500 {
+        metrics = harness.proxy.metrics().await;
+        let kept = metric_value(&metrics, "driftwatch_feedback_pending");
+        let evicted = metric_value(
+            &metrics,
+            r#"driftwatch_feedback_evicted_total{model="iris",reason="capacity"}"#,
+        );
+        if kept + evicted >= 300.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let kept = metric_value(&metrics, "driftwatch_feedback_pending");
+    let evicted = metric_value(
+        &metrics,
+        r#"driftwatch_feedback_evicted_total{model="iris",reason="capacity"}"#,
+    );
+    let bytes = metric_value(&metrics, "driftwatch_feedback_pending_bytes");
+    assert_eq!(kept + evicted, 300.0, "every prediction kept or counted");
+    assert!(
+        kept > 10.0 && kept < 300.0,
+        "{kept} kept under {BOUND} bytes"
+    );
+    assert!(bytes > 0.0 && bytes <= BOUND as f64, "{bytes} bytes held");
+    // The oldest went first: the first is expired, the newest still joins.
+    let (_, answer) = harness
+        .feedback(json!({"request_id": ids[0], "label": 1}).to_string())
+        .await;
+    assert_eq!(answer["expired"], 1, "{answer}");
+    let (_, answer) = harness
+        .feedback(json!({"request_id": ids[299], "label": 1}).to_string())
+        .await;
+    assert_eq!(answer["joined"], 1, "{answer}");
+    harness.stop().await;
+}
+
+#[tokio::test]
 async fn a_concept_change_raises_the_flag_and_accuracy_falls() {
     let harness = Harness::start(|file| file.monitoring.window.samples = Some(300)).await;
     let mut labels = Vec::new();
@@ -520,6 +566,14 @@ async fn the_proxy_endpoint_and_header_labels_join_too() {
     let url = harness.proxy.url("/_driftwatch/feedback");
     let body = json!({"request_id": first, "label": 2}).to_string();
     assert_eq!(harness.feedback_at(&url, body.clone(), None).await.0, 401);
+    assert_eq!(
+        harness
+            .feedback_at(&url, body.clone(), Some("not-it"))
+            .await
+            .0,
+        403,
+        "a wrong token is refused as on the admin port"
+    );
     let (status, answer) = harness.feedback_at(&url, body, Some("fb-token")).await;
     assert_eq!(
         (status, answer["joined"].as_u64()),

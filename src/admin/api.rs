@@ -1,4 +1,5 @@
-//! The JSON API of monitoring: `/api/v1/models`, `/api/v1/drift`, `/api/v1/reference/{model}`.
+//! The JSON API of monitoring: `/api/v1/models`, `/api/v1/drift`, `/api/v1/reference/{model}`,
+//! `/api/v1/feedback`, `/api/v1/performance`, `/api/v1/diversity`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -142,7 +143,16 @@ pub async fn feedback(
     if let Some(denied) = auth::denied(state.config.admin.token.as_ref(), &headers) {
         return denied;
     }
-    let (status, answer) = crate::feedback::http::handle(&state.models, &body);
+    // Parsing a large batch and waiting for the monitoring lock must not hold a runtime worker
+    // that proxy traffic shares.
+    let models = state.models.clone();
+    let (status, answer) =
+        tokio::task::spawn_blocking(move || crate::feedback::http::handle(&models, &body))
+            .await
+            .unwrap_or((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "feedback failed"}),
+            ));
     (status, Json(answer)).into_response()
 }
 

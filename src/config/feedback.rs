@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
-use super::units::HumanDuration;
+use super::units::{ByteSize, HumanDuration};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -17,6 +17,10 @@ pub struct FeedbackSection {
     pub ttl: HumanDuration,
     /// Most predictions waiting for labels; beyond it the oldest are evicted (counted `expired`).
     pub max_pending: usize,
+    /// Most memory pending predictions may take (as `driftwatch_feedback_pending_bytes` counts
+    /// it); beyond it the oldest are evicted (counted `expired`). Whichever bound is reached
+    /// first applies.
+    pub max_pending_bytes: ByteSize,
     /// Also accept `POST /_driftwatch/feedback` on the proxy port (for clients that cannot reach
     /// the admin port). That path is then never forwarded to the model server.
     pub proxy_endpoint: bool,
@@ -61,6 +65,7 @@ impl Default for FeedbackSection {
         Self {
             ttl: HumanDuration::from_secs(24 * 3600),
             max_pending: 1_000_000,
+            max_pending_bytes: ByteSize(32 << 20),
             proxy_endpoint: false,
             response_label_header: None,
             request_label: RequestLabelSection::default(),
@@ -77,6 +82,7 @@ pub const METRICS: [&str; 6] = ["accuracy", "precision", "recall", "f1", "mae", 
 pub struct FeedbackConfig {
     pub ttl: Duration,
     pub max_pending: usize,
+    pub max_pending_bytes: usize,
     pub proxy_endpoint: bool,
     pub response_label_header: Option<HeaderName>,
     pub request_label: Option<(HeaderName, HeaderName)>,
@@ -95,6 +101,12 @@ pub fn validate_feedback(section: &FeedbackSection) -> Result<FeedbackConfig, Co
         return Err(ConfigError::key(
             "feedback.max_pending",
             "expected a positive integer, got 0",
+        ));
+    }
+    if section.max_pending_bytes.0 == 0 {
+        return Err(ConfigError::key(
+            "feedback.max_pending_bytes",
+            "expected a size above 0B",
         ));
     }
     let header = |key: &str, name: &Option<String>| -> Result<Option<HeaderName>, ConfigError> {
@@ -145,6 +157,7 @@ pub fn validate_feedback(section: &FeedbackSection) -> Result<FeedbackConfig, Co
     Ok(FeedbackConfig {
         ttl: section.ttl.0,
         max_pending: section.max_pending,
+        max_pending_bytes: usize::try_from(section.max_pending_bytes.0).unwrap_or(usize::MAX),
         proxy_endpoint: section.proxy_endpoint,
         response_label_header,
         request_label,

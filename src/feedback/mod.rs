@@ -353,7 +353,7 @@ impl Feedback {
             None => None,
         };
         Ok(Self {
-            store: PendingStore::new(config.ttl, config.max_pending),
+            store: PendingStore::new(config.ttl, config.max_pending, config.max_pending_bytes),
             config,
             models: HashMap::new(),
             window_labels,

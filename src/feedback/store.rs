@@ -1,6 +1,6 @@
 //! The pending-prediction store: what each recent prediction needs for its label to be joined,
-//! keyed by request id, bounded by `feedback.ttl` and `feedback.max_pending` (the oldest go
-//! first). Recently evicted ids are remembered (bounded) so a late label is told `expired`, not
+//! keyed by request id, bounded by `feedback.ttl`, `feedback.max_pending` and
+//! `feedback.max_pending_bytes` (the oldest go first). Recently evicted ids are remembered (bounded) so a late label is told `expired`, not
 //! `unknown`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -44,6 +44,7 @@ pub enum Lookup<'a> {
 pub struct PendingStore {
     ttl: Duration,
     max_pending: usize,
+    max_bytes: usize,
     entries: HashMap<Arc<str>, Pending>,
     order: VecDeque<Arc<str>>,
     evicted: VecDeque<Arc<str>>,
@@ -57,10 +58,11 @@ const ENTRY_OVERHEAD: usize = 160;
 const REMEMBERED_EVICTIONS: usize = 65_536;
 
 impl PendingStore {
-    pub fn new(ttl: Duration, max_pending: usize) -> Self {
+    pub fn new(ttl: Duration, max_pending: usize, max_bytes: usize) -> Self {
         Self {
             ttl,
             max_pending,
+            max_bytes,
             entries: HashMap::new(),
             order: VecDeque::new(),
             evicted: VecDeque::new(),
@@ -115,7 +117,10 @@ impl PendingStore {
         self.bytes += Self::entry_bytes(&id, &pending);
         self.entries.insert(id.clone(), pending);
         self.order.push_back(id);
-        while self.entries.len() > self.max_pending {
+        // The newest entry always stays, even alone above the byte bound.
+        while self.entries.len() > self.max_pending
+            || (self.bytes > self.max_bytes && self.entries.len() > 1)
+        {
             match self.pop_oldest() {
                 Some((model, joined)) => {
                     if !joined {
@@ -200,7 +205,7 @@ mod tests {
     #[test]
     fn capacity_evicts_the_oldest_and_late_labels_are_expired() {
         let now = SystemTime::now();
-        let mut store = PendingStore::new(Duration::from_secs(60), 2);
+        let mut store = PendingStore::new(Duration::from_secs(60), 2, usize::MAX);
         assert!(store.insert("a", pending(now), now).is_empty());
         assert!(store.insert("b", pending(now), now).is_empty());
         let evicted = store.insert("c", pending(now), now);
@@ -212,9 +217,33 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_bound_evicts_the_oldest_first() {
+        let now = SystemTime::now();
+        let mut one = PendingStore::new(Duration::from_secs(60), 100, usize::MAX);
+        one.insert("a", pending(now), now);
+        let entry = one.bytes();
+        let mut store = PendingStore::new(Duration::from_secs(60), 100, 3 * entry);
+        for id in ["a", "b", "c"] {
+            assert!(store.insert(id, pending(now), now).is_empty());
+        }
+        assert_eq!(store.bytes(), 3 * entry);
+        let evicted = store.insert("d", pending(now), now);
+        assert_eq!(evicted, vec![("m".into(), Eviction::Capacity)]);
+        assert!(matches!(store.lookup("a"), Lookup::Expired));
+        assert!(matches!(store.lookup("d"), Lookup::Found(_)));
+        assert_eq!((store.len(), store.bytes()), (3, 3 * entry));
+        // One prediction larger than the whole bound still waits for its label, alone.
+        let mut tiny = PendingStore::new(Duration::from_secs(60), 100, 1);
+        tiny.insert("a", pending(now), now);
+        tiny.insert("b", pending(now), now);
+        assert!(matches!(tiny.lookup("b"), Lookup::Found(_)));
+        assert_eq!(tiny.len(), 1);
+    }
+
+    #[test]
     fn ttl_evicts_by_age_and_bytes_are_tracked() {
         let start = SystemTime::now();
-        let mut store = PendingStore::new(Duration::from_secs(10), 100);
+        let mut store = PendingStore::new(Duration::from_secs(10), 100, usize::MAX);
         store.insert("a", pending(start), start);
         let bytes_one = store.bytes();
         assert!(bytes_one > 0);

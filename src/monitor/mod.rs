@@ -6,7 +6,7 @@
 //! state; [`Monitor`] routes exchanges to models and is the analyzer the worker runs.
 //!
 //! The state is shared with the admin API behind one mutex ([`SharedModels`]): the worker takes it
-//! once per exchange, the API briefly per call.
+//! per exchange it analyses, the API briefly per call.
 
 pub mod detectors;
 pub mod drift;

@@ -1,4 +1,5 @@
-//! Bodies on the way through. Both directions stream frame by frame; nothing is buffered.
+//! Bodies on the way through. Both directions stream frame by frame; nothing is buffered here
+//! (only exploration routes buffer a response, in `proxy::explore`, to reorder its list).
 //!
 //! [`RequestBody`] counts what the client sends while the upstream client reads it.
 //! [`ObservedBody`] forwards the upstream's response frames as they arrive (so server-sent events

@@ -56,22 +56,8 @@ impl Endpoint {
                 serde_json::json!({"error": "use POST"}),
             );
         }
-        if let Some(token) = &self.token {
-            let presented = request
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or_default();
-            if !crate::admin::auth::constant_time_eq(
-                presented.trim().as_bytes(),
-                token.0.as_bytes(),
-            ) {
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    serde_json::json!({"error": "this endpoint needs Authorization: Bearer <admin token>"}),
-                );
-            }
+        if let Some(denial) = crate::admin::auth::check(self.token.as_ref(), request.headers()) {
+            return (denial.status(), denial.body());
         }
         let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
             Ok(body) => body.to_bytes(),
