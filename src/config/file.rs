@@ -168,6 +168,6 @@ impl Default for ShutdownSection {
 
 impl Default for AnalysisSection {
     fn default() -> Self {
-        Self { queue: 4096 }
+        Self { queue: 1024 }
     }
 }

@@ -14,7 +14,10 @@ use super::Shared;
 use super::body::ResponseBody;
 use super::error::{ProxyError, UpstreamErrorKind, error_response};
 use super::metrics::{CLIENT_CLOSED_CODE, ModelMetrics};
-use crate::tap::{Capture, Observation, Outcome, RequestHead, ResponseHead, Timing};
+use crate::tap::{
+    Capture, Observation, Outcome, RequestHead, ResponseHead, Timing, detached_headers,
+    detached_uri, detached_value,
+};
 
 static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
@@ -46,14 +49,14 @@ impl Exchange {
     ) -> Self {
         let model = shared.metrics.for_path(request.uri().path());
         let observation = Observation {
-            request_id,
+            request_id: detached_value(&request_id),
             started_at: SystemTime::now(),
             model: model.name.clone(),
             request: RequestHead {
                 method: request.method().clone(),
-                uri: request.uri().clone(),
+                uri: detached_uri(request.uri()),
                 version: request.version(),
-                headers: request.headers().clone(),
+                headers: detached_headers(request.headers()),
             },
             response: None,
             timing: Timing::default(),
@@ -117,10 +120,10 @@ impl Exchange {
         self.streamed = streamed;
         if let Some(observation) = &mut self.observation {
             observation.timing.upstream_headers = Some(upstream_headers);
-            observation.grpc_status = headers.get(&GRPC_STATUS).cloned();
+            observation.grpc_status = headers.get(&GRPC_STATUS).map(detached_value);
             observation.response = Some(ResponseHead {
                 status,
-                headers: headers.clone(),
+                headers: detached_headers(headers),
             });
         }
     }
@@ -146,7 +149,7 @@ impl Exchange {
         if let (Some(observation), Some(status)) =
             (&mut self.observation, trailers.get(&GRPC_STATUS))
         {
-            observation.grpc_status = Some(status.clone());
+            observation.grpc_status = Some(detached_value(status));
         }
     }
 

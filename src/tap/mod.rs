@@ -13,7 +13,10 @@ mod observation;
 mod worker;
 
 pub use capture::{CaptureBudget, Truncation};
-pub use observation::{Capture, Observation, Outcome, RequestHead, ResponseHead, Timing};
+pub use observation::{
+    Capture, Observation, Outcome, RequestHead, ResponseHead, Timing, detached_headers,
+    detached_uri, detached_value,
+};
 pub use worker::{AnalysisWorker, Analyzer, Findings};
 
 use std::sync::Arc;
