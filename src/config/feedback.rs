@@ -65,7 +65,7 @@ impl Default for FeedbackSection {
         Self {
             ttl: HumanDuration::from_secs(24 * 3600),
             max_pending: 1_000_000,
-            max_pending_bytes: ByteSize(32 << 20),
+            max_pending_bytes: ByteSize(16 << 20),
             proxy_endpoint: false,
             response_label_header: None,
             request_label: RequestLabelSection::default(),

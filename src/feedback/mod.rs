@@ -434,7 +434,7 @@ impl Feedback {
         }
         self.model(model);
         let pending = Pending {
-            model: model.into(),
+            model: self.store.model_name(model),
             time,
             predictions: predictions.into(),
             joined: false,
