@@ -7,5 +7,6 @@ pub mod diversity;
 pub mod export;
 pub mod log;
 pub mod rewrite;
+pub mod rng;
 pub mod route;
 pub mod strategy;

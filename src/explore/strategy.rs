@@ -8,8 +8,7 @@
 //! item chosen there given the slots before it, the cascade (their running product) and, where it
 //! has a closed form, the marginal probability of that item at that position.
 
-use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
+use super::rng::DecisionRng;
 
 use crate::monitor::stats::ln_gamma;
 
@@ -110,7 +109,7 @@ fn decide_inner(
     let free: Vec<usize> = (fixed_top.min(window)..window)
         .filter(|&p| !candidates[p].pinned)
         .collect();
-    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut rng = DecisionRng::from_seed(seed);
     let mut order: Vec<usize> = (0..n).collect();
     let mut conditionals = vec![1.0; n];
     let mut marginals: Vec<Option<f64>> = vec![Some(1.0); n];
@@ -132,10 +131,10 @@ fn decide_inner(
                             .collect(),
                     );
                 }
-                let pick = if rng.random::<f64>() < 1.0 - epsilon {
+                let pick = if rng.unit() < 1.0 - epsilon {
                     0
                 } else {
-                    rng.random_range(0..pool.len())
+                    rng.below(pool.len())
                 };
                 let item = pool.remove(pick);
                 conditionals[position] = probability(pick);
@@ -165,7 +164,7 @@ fn decide_inner(
                 if keep_distributions {
                     distributions.push(pool.iter().map(|&(i, w)| (i, w / total)).collect());
                 }
-                let mut target = rng.random::<f64>() * total;
+                let mut target = rng.unit() * total;
                 let mut pick = pool.len() - 1;
                 for (j, (_, w)) in pool.iter().enumerate() {
                     if target < *w {
@@ -182,7 +181,7 @@ fn decide_inner(
         }
         Strategy::RandPair => {
             if let Some(&first) = free.first() {
-                let j = rng.random_range(0..m);
+                let j = rng.below(m);
                 let other = free[j];
                 order.swap(first, other);
                 let uniform = 1.0 / m as f64;
@@ -213,7 +212,7 @@ fn decide_inner(
                 if keep_distributions {
                     distributions.push(pool.iter().map(|&i| (i, p)).collect());
                 }
-                let item = pool.remove(rng.random_range(0..pool.len()));
+                let item = pool.remove(rng.below(pool.len()));
                 conditionals[position] = p;
                 marginals[position] = Some(1.0 / m as f64);
                 order[position] = item;
