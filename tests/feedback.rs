@@ -448,6 +448,14 @@ async fn ttl_and_capacity_evict_and_memory_stays_bounded() {
         .feedback(json!({"request_id": ids[399], "label": 1}).to_string())
         .await;
     assert_eq!(answer["expired"], 1, "older than the ttl: {answer}");
+    assert_eq!(
+        metric_value(
+            &harness.proxy.metrics().await,
+            r#"driftwatch_feedback_total{model="iris",outcome="expired"}"#
+        ),
+        2.0,
+        "late labels are counted under the model they were for"
+    );
     harness.stop().await;
 }
 

@@ -117,6 +117,8 @@ struct ModelPerformance {
     concept_drift_points: u64,
     baselines: Vec<BaselineSection>,
     gauges: HashMap<&'static str, Gauge>,
+    model: String,
+    registry: Registry,
     baseline_gauges: HashMap<String, (Gauge, Gauge)>,
     concept_gauge: Gauge,
     delay: Histogram,
@@ -155,15 +157,11 @@ impl ModelPerformance {
             healthy_error: None,
             concept_drift_points: 0,
             baselines,
-            gauges: crate::config::feedback::METRICS
-                .iter()
-                .map(|metric| {
-                    (
-                        *metric,
-                        registry.gauge(PERFORMANCE, &[("model", model), ("metric", metric)]),
-                    )
-                })
-                .collect(),
+            // Registered when the first window of labels closes: a model that has no labels
+            // yet (a new replica, a model nobody labels) exports no performance, rather than 0.
+            gauges: HashMap::new(),
+            model: model.to_owned(),
+            registry: registry.clone(),
             baseline_gauges,
             concept_gauge: registry.gauge(CONCEPT_DRIFT, &labels),
             delay: registry.histogram(FEEDBACK_DELAY, &labels),
@@ -243,9 +241,13 @@ impl ModelPerformance {
     fn close_window(&mut self) {
         if let Some(report) = self.report() {
             for (metric, value) in report.metrics() {
-                if let Some(gauge) = self.gauges.get(metric) {
-                    gauge.set(value);
-                }
+                let (registry, model) = (&self.registry, &self.model);
+                self.gauges
+                    .entry(metric)
+                    .or_insert_with(|| {
+                        registry.gauge(PERFORMANCE, &[("model", model), ("metric", metric)])
+                    })
+                    .set(value);
                 for baseline in self.baselines.iter().filter(|b| b.metric == metric) {
                     let lower_is_better = matches!(metric, "mae" | "rmse");
                     let dropped = if lower_is_better {
@@ -512,14 +514,9 @@ impl Feedback {
                 self.unknown.increment(1);
                 return;
             }
-            Lookup::Expired => {
+            Lookup::Expired(model) => {
                 counts.expired += 1;
-                self.registry
-                    .counter(
-                        FEEDBACK_TOTAL,
-                        &[("model", "unknown"), ("outcome", "expired")],
-                    )
-                    .increment(1);
+                self.model(&model).count("expired");
                 return;
             }
             Lookup::Found(pending) => {

@@ -70,8 +70,8 @@ pub enum Eviction {
 
 pub enum Lookup<'a> {
     Found(&'a mut Pending),
-    /// Evicted recently (TTL or capacity) before its label came.
-    Expired,
+    /// Evicted recently (TTL or capacity) before its label came; the model it was for.
+    Expired(Arc<str>),
     Unknown,
 }
 
@@ -87,7 +87,8 @@ pub struct PendingStore {
     entries: HashMap<IdHash, Pending>,
     order: VecDeque<IdHash>,
     evicted: VecDeque<IdHash>,
-    evicted_ids: HashSet<IdHash>,
+    /// Recently evicted ids and their model, so a late label is counted under its model.
+    evicted_ids: HashMap<IdHash, Arc<str>>,
     /// Shared spellings of class labels (bounded: free-text outputs get their own copies).
     classes: HashSet<Arc<str>>,
     /// Shared model names (as many as monitoring allows models).
@@ -113,7 +114,7 @@ impl PendingStore {
             entries: HashMap::new(),
             order: VecDeque::new(),
             evicted: VecDeque::new(),
-            evicted_ids: HashSet::new(),
+            evicted_ids: HashMap::new(),
             classes: HashSet::new(),
             models: HashSet::new(),
             bytes: 0,
@@ -241,14 +242,14 @@ impl PendingStore {
             let key = self.order.pop_front()?;
             if let Some(pending) = self.entries.remove(&key) {
                 self.bytes -= Self::entry_bytes(&pending);
-                self.remember_eviction(key);
+                self.remember_eviction(key, pending.model.clone());
                 return Some((pending.model, pending.joined));
             }
         }
     }
 
-    fn remember_eviction(&mut self, key: IdHash) {
-        if self.evicted_ids.insert(key) {
+    fn remember_eviction(&mut self, key: IdHash, model: Arc<str>) {
+        if self.evicted_ids.insert(key, model).is_none() {
             self.evicted.push_back(key);
         }
         while self.evicted.len() > REMEMBERED_EVICTIONS {
@@ -263,8 +264,8 @@ impl PendingStore {
         if let Some(pending) = self.entries.get_mut(&key) {
             return Lookup::Found(pending);
         }
-        if self.evicted_ids.contains(&key) {
-            Lookup::Expired
+        if let Some(model) = self.evicted_ids.get(&key) {
+            Lookup::Expired(model.clone())
         } else {
             Lookup::Unknown
         }
@@ -292,7 +293,7 @@ mod tests {
         assert!(store.insert("b", pending(now), now).is_empty());
         let evicted = store.insert("c", pending(now), now);
         assert_eq!(evicted, vec![("m".into(), Eviction::Capacity)]);
-        assert!(matches!(store.lookup("a"), Lookup::Expired));
+        assert!(matches!(store.lookup("a"), Lookup::Expired(model) if &*model == "m"));
         assert!(matches!(store.lookup("c"), Lookup::Found(_)));
         assert!(matches!(store.lookup("zzz"), Lookup::Unknown));
         assert_eq!(store.len(), 2);
@@ -311,7 +312,7 @@ mod tests {
         assert_eq!(store.bytes(), 3 * entry);
         let evicted = store.insert("d", pending(now), now);
         assert_eq!(evicted, vec![("m".into(), Eviction::Capacity)]);
-        assert!(matches!(store.lookup("a"), Lookup::Expired));
+        assert!(matches!(store.lookup("a"), Lookup::Expired(_)));
         assert!(matches!(store.lookup("d"), Lookup::Found(_)));
         assert_eq!((store.len(), store.bytes()), (3, 3 * entry));
         // One prediction larger than the whole bound still waits for its label, alone.

@@ -1,6 +1,8 @@
 //! A captured body as it appears in a record: embedded JSON (`encoding: "json"`), a UTF-8 string
-//! (`"text"`), or base64 (`"base64"`). JSON bodies are redacted before they are embedded; a body
-//! that is not JSON cannot be redacted by key or pointer and is recorded as captured.
+//! (`"text"`), or base64 (`"base64"`). JSON bodies are redacted before they are embedded. A body
+//! that cannot be parsed (not JSON, or truncated) cannot be redacted by key or pointer: when
+//! redaction is configured it is withheld (`"withheld"`, body `null`) rather than recorded raw, so
+//! a configured redaction is never bypassed by a long or malformed body.
 
 use base64::Engine;
 use serde_json::Value;
@@ -13,6 +15,8 @@ pub enum Encoding {
     Json,
     Text,
     Base64,
+    /// Redaction is configured and the body could not be parsed to apply it.
+    Withheld,
 }
 
 impl Encoding {
@@ -21,6 +25,7 @@ impl Encoding {
             Self::Json => "json",
             Self::Text => "text",
             Self::Base64 => "base64",
+            Self::Withheld => "withheld",
         }
     }
 }
@@ -36,6 +41,9 @@ pub fn encode(capture: &Capture, redactor: &Redactor) -> (Value, Encoding) {
     {
         redactor.redact(&mut value);
         return (value, Encoding::Json);
+    }
+    if !redactor.is_noop() && !bytes.is_empty() {
+        return (Value::Null, Encoding::Withheld);
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => Some(text),
@@ -92,7 +100,7 @@ mod tests {
         capture
     }
 
-    fn no_redaction() -> Redactor {
+    fn email_redaction() -> Redactor {
         Redactor::new(&Redaction {
             keys: vec!["email".into()],
             pointers: vec![],
@@ -100,11 +108,41 @@ mod tests {
         })
     }
 
+    fn no_redaction() -> Redactor {
+        Redactor::new(&Redaction {
+            keys: vec![],
+            pointers: vec![],
+            mode: RedactionMode::Mask,
+        })
+    }
+
+    #[test]
+    fn with_redaction_configured_unparseable_bodies_are_withheld() {
+        for (bytes, limit) in [
+            (&br#"{"email":"a@b.c","x":1}"#[..], 10),
+            (&b"email=a@b.c"[..], 100),
+            (&[0xff, 0xfe][..], 100),
+        ] {
+            let mut capture = Capture::new(limit, None);
+            capture.push(&Bytes::copy_from_slice(bytes));
+            assert_eq!(
+                encode(&capture, &email_redaction()),
+                (Value::Null, Encoding::Withheld),
+                "{bytes:?}"
+            );
+        }
+        assert_eq!(
+            encode(&capture(b"", 100), &email_redaction()),
+            (Value::String(String::new()), Encoding::Text),
+            "an empty body has nothing to hide"
+        );
+    }
+
     #[test]
     fn complete_json_is_embedded_and_redacted() {
         let (value, encoding) = encode(
             &capture(br#"{"email":"a@b","x":[1.5]}"#, 100),
-            &no_redaction(),
+            &email_redaction(),
         );
         assert_eq!(encoding, Encoding::Json);
         assert_eq!(

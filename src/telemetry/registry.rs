@@ -24,6 +24,12 @@ pub mod buckets {
     pub const PROPENSITY: &[f64] = &[
         0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0,
     ];
+    /// Feedback delays (prediction to label) in seconds: 1 s to 30 days, since labels come
+    /// seconds (a click) to weeks (a chargeback) after the prediction.
+    pub const FEEDBACK_DELAY_SECONDS: &[f64] = &[
+        1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0,
+        86400.0, 172800.0, 604800.0, 1209600.0, 2592000.0,
+    ];
     /// Payload sizes in bytes: 256B to 64MiB.
     pub const SIZE_BYTES: &[f64] = &[
         256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
@@ -61,6 +67,12 @@ impl Registry {
                 builder.set_buckets_for_metric(
                     Matcher::Full("driftwatch_propensity".to_owned()),
                     buckets::PROPENSITY,
+                )
+            })
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full("driftwatch_feedback_delay_seconds".to_owned()),
+                    buckets::FEEDBACK_DELAY_SECONDS,
                 )
             })
             .expect("bucket lists are static and non-empty")
@@ -175,6 +187,16 @@ mod tests {
         assert!(
             text.contains("driftwatch_test_size_bytes_bucket{le=\"1024\"} 1"),
             "{text}"
+        );
+        first
+            .histogram("driftwatch_feedback_delay_seconds", &[])
+            .record(3000.0);
+        let text = first.render();
+        assert!(
+            text.contains("driftwatch_feedback_delay_seconds_bucket{le=\"3600\"} 1")
+                && text.contains("driftwatch_feedback_delay_seconds_bucket{le=\"1800\"} 0")
+                && text.contains("driftwatch_feedback_delay_seconds_bucket{le=\"2592000\"} 1"),
+            "feedback delays are bucketed up to 30 days: {text}"
         );
         assert!(text.contains("process_resident_memory_bytes"), "{text}");
         assert!(!second.render().contains("driftwatch_test_total"));
