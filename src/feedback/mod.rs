@@ -614,8 +614,13 @@ enum Labels {
 
 /// What each row predicted: a categorical output is a class; several numeric outputs are class
 /// probabilities (argmax, unless the task is regression); one numeric output is a value (a class
-/// when the task is classification).
-pub fn predictions(extraction: &Extraction, task: Option<TaskName>) -> Vec<Prediction> {
+/// when the task is classification). The argmax class is the output column's configured name
+/// when `outputs.names` names the classes (`[setosa, versicolor, virginica]`), else its index.
+pub fn predictions(
+    extraction: &Extraction,
+    task: Option<TaskName>,
+    output_names: &[String],
+) -> Vec<Prediction> {
     let outputs = &extraction.outputs;
     if outputs.columns.is_empty() {
         return Vec::new();
@@ -633,8 +638,11 @@ pub fn predictions(extraction: &Extraction, task: Option<TaskName>) -> Vec<Predi
                     .enumerate()
                     .filter_map(|(i, c)| number(c).map(|x| (i, x)))
                     .max_by(|a, b| a.1.total_cmp(&b.1));
-                return best.map_or(Prediction::Missing, |(i, _)| {
-                    Prediction::Class(i.to_string().into())
+                return best.map_or(Prediction::Missing, |(i, _)| match output_names.get(i) {
+                    Some(name) if output_names.len() == cells.len() => {
+                        Prediction::Class(name.as_str().into())
+                    }
+                    _ => Prediction::Class(i.to_string().into()),
                 });
             }
             let cell = &cells[0];
@@ -654,4 +662,45 @@ pub fn header_label(value: &::http::HeaderValue) -> Option<Value> {
         return None;
     }
     Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::monitoring::ModelSpec;
+
+    fn extraction(spec: &ModelSpec) -> Extraction {
+        let request =
+            br#"{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[1,2,3,4]}]}"#;
+        let response = br#"{"outputs":[{"name":"proba","shape":[2,3],"datatype":"FP32","data":[0.1,0.7,0.2,0.6,0.3,0.1]}]}"#;
+        crate::extract::extract(
+            "/v2/models/iris/infer",
+            request,
+            false,
+            Some(response),
+            false,
+            spec,
+        )
+        .expect("an Open Inference exchange")
+        .1
+    }
+
+    #[test]
+    fn argmax_classes_take_the_configured_output_names() {
+        let mut spec = ModelSpec::auto("iris");
+        let by_index = predictions(&extraction(&spec), None, &spec.output_names);
+        assert_eq!(
+            by_index,
+            vec![Prediction::Class("1".into()), Prediction::Class("0".into())]
+        );
+        spec.output_names = vec!["setosa".into(), "versicolor".into(), "virginica".into()];
+        let named = predictions(&extraction(&spec), None, &spec.output_names);
+        assert_eq!(
+            named,
+            vec![
+                Prediction::Class("versicolor".into()),
+                Prediction::Class("setosa".into())
+            ]
+        );
+    }
 }

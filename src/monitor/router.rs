@@ -279,7 +279,11 @@ impl Models {
         };
         monitor.protocol = Some(protocol.as_str());
         let found = monitor.ingest(&extraction, sample.facts);
-        let predictions = crate::feedback::predictions(&extraction, monitor.spec().task);
+        let predictions = crate::feedback::predictions(
+            &extraction,
+            monitor.spec().task,
+            &monitor.spec().output_names,
+        );
         self.feedback.remember(
             sample.request_id,
             &name,
