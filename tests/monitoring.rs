@@ -242,6 +242,54 @@ async fn putting_a_reference_needs_the_admin_token() {
     model_server.abort();
 }
 
+/// A new reference zeroes the fleet series of the one it replaces: a bin the new layout lacks
+/// must not stay in the fleet PSI at its old fraction.
+#[tokio::test]
+async fn replacing_the_reference_retires_its_bin_fractions() {
+    let (model_addr, model_server) = start_model_server().await;
+    let mut file = test_config(model_addr);
+    file.models = vec![iris_model(100, None)];
+    let proxy = Running::start(file).await;
+    send(&proxy, &reference_rows()[..200], 20).await;
+    let bin = |bin: &str| {
+        format!(
+            r#"driftwatch_reference_bin_fraction{{model="iris",column="petal_length",role="input",bin="{bin}"}}"#
+        )
+    };
+    // The learned reference has 10 bins (quantiles: 10% each).
+    let learned = support::wait_for_metric(&proxy, &bin("7"), 0.05).await;
+    assert!(learned > 0.05, "{learned}");
+    let profile = profile_file(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drift_e2e/reference.csv"),
+        &ProfileOptions {
+            format: Format::Csv,
+            model: Some("iris".into()),
+            columns: None,
+            categorical: vec!["class".into()],
+            label: None,
+            outputs: vec!["class".into()],
+            bins: 5,
+            top_k: 50,
+            specs: Vec::new(),
+        },
+    )
+    .unwrap();
+    let request = Request::put(proxy.admin_url("/api/v1/reference/iris"))
+        .body(Full::new(Bytes::from(
+            serde_json::to_string(&profile).unwrap(),
+        )))
+        .unwrap();
+    assert_eq!(http1_client().request(request).await.unwrap().status(), 200);
+    let metrics = proxy.metrics().await;
+    assert_eq!(metric_value(&metrics, &bin("7")), 0.0, "a retired bin");
+    assert!(
+        metric_value(&metrics, &bin("2")) > 0.1,
+        "a bin of the new layout"
+    );
+    proxy.stop().await;
+    model_server.abort();
+}
+
 #[tokio::test]
 async fn change_detectors_count_change_points() {
     let (model_addr, model_server) = start_model_server().await;

@@ -267,6 +267,7 @@ impl ModelMonitor {
     /// Replaces the reference (a file, a learned profile, or `PUT /api/v1/reference`); the window
     /// starts over.
     pub fn set_reference(&mut self, profile: Profile) {
+        self.retire_reference_series();
         let profile = Arc::new(profile);
         let slots = self.slot_rows.len();
         let export = self.config.export_bins;
@@ -355,6 +356,40 @@ impl ModelMonitor {
         self.slot_rows.iter_mut().for_each(|r| *r = 0);
         self.last_report = None;
         self.window_rows_gauge.set(0.0);
+    }
+
+    /// Zeroes the series of the reference being replaced. The registry cannot remove a series;
+    /// a stale reference fraction would otherwise stay in the fleet PSI sum for ever (a bin the
+    /// new layout lacks, at its old fraction, against a window count that no longer grows reads as
+    /// drift), and a dropped column would keep its last drift flag. At 0 a stale bin adds nothing
+    /// to the fleet PSI (both sides clamp to the same floor); bins of the new reference are set
+    /// again right after.
+    fn retire_reference_series(&mut self) {
+        for column in &self.columns {
+            let Some(profile_column) = column.reference.columns.get(column.index) else {
+                continue;
+            };
+            if self.config.export_bins {
+                let role = profile_column.role.as_str();
+                for bin in BinLayout::from_profile(profile_column).labels() {
+                    self.registry
+                        .gauge(
+                            super::REFERENCE_BIN_FRACTION,
+                            &[
+                                ("model", self.name.as_str()),
+                                ("column", profile_column.name.as_str()),
+                                ("role", role),
+                                ("bin", bin.as_str()),
+                            ],
+                        )
+                        .set(0.0);
+                }
+            }
+            for (_, gauge) in &column.scores {
+                gauge.set(0.0);
+            }
+            column.drifted.set(0.0);
+        }
     }
 
     fn status_counters(&mut self, role: Role, name: &str) -> Option<&[Counter; Status::ALL.len()]> {
