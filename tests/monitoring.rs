@@ -10,6 +10,7 @@ use driftwatch::config::monitoring::{
     ChangeDetectorSection, DetectorName, InputsSection, LearnSection, ModelSection, OutputsSection,
     ProtocolName,
 };
+use driftwatch::config::units::HumanDuration;
 use driftwatch::config::{Config, ConfigFile};
 use driftwatch::demo::model::{FEATURES, serve};
 use driftwatch::monitor::Models;
@@ -238,6 +239,45 @@ async fn putting_a_reference_needs_the_admin_token() {
         models["models"][0]["reference"]["source"],
         "profile:reference.csv"
     );
+    proxy.stop().await;
+    model_server.abort();
+}
+
+/// A sliding window holds the rows of its last `duration`, says which span it covers, and moves
+/// with time also when no traffic comes (the API and `/metrics` move it).
+#[tokio::test]
+async fn a_sliding_window_covers_its_duration_and_empties_without_traffic() {
+    let (model_addr, model_server) = start_model_server().await;
+    let mut file = test_config(model_addr);
+    file.models = vec![iris_model(100, None)];
+    file.monitoring.window.samples = None;
+    file.monitoring.window.duration = Some(HumanDuration::from_millis(2000));
+    file.monitoring.window.slots = Some(4);
+    let proxy = Running::start(file).await;
+    // The first 100 rows are the learned reference; the next 100 fall into the window.
+    send(&proxy, &reference_rows()[..200], 20).await;
+    let url = proxy.admin_url("/api/v1/drift?model=iris");
+    let mut open = Value::Null;
+    for _ in 0..200 {
+        open = get_json(&url).await.1["open_window"].clone();
+        if open["window"]["rows"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let window = &open["window"];
+    assert_eq!(window["kind"], "sliding", "{open}");
+    assert!(window["rows"].as_u64().unwrap() > 0, "{open}");
+    let start = humantime::parse_rfc3339(window["start"].as_str().unwrap()).unwrap();
+    let age = std::time::SystemTime::now().duration_since(start).unwrap();
+    assert!(
+        age <= std::time::Duration::from_millis(2600),
+        "the window starts at most one duration (+ a slot) ago: {age:?} {open}"
+    );
+    // No traffic for longer than the window: it is empty when asked.
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    let (_, drift) = get_json(&url).await;
+    assert_eq!(drift["open_window"]["window"]["rows"], 0, "{drift}");
     proxy.stop().await;
     model_server.abort();
 }

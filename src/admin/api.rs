@@ -59,9 +59,10 @@ pub struct DriftQuery {
 }
 
 pub async fn drift(State(state): State<AdminState>, Query(query): Query<DriftQuery>) -> Response {
-    let Ok(models) = state.models.lock() else {
+    let Ok(mut models) = state.models.lock() else {
         return unavailable();
     };
+    models.advance_to(std::time::SystemTime::now());
     let report = |monitor: &ModelMonitor| {
         json!({
             "model": monitor.name(),

@@ -68,6 +68,11 @@ pub async fn serve(
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
+    // Sliding windows move with time, also when no traffic moves them; never wait for the
+    // analysis worker here (it will move them itself).
+    if let Ok(mut models) = state.models.try_lock() {
+        models.advance_to(std::time::SystemTime::now());
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -676,6 +676,28 @@ impl ModelMonitor {
         }
     }
 
+    /// Sliding windows: moves the window to `now` without a row (the admin API and `/metrics`
+    /// call it, so a model without traffic does not keep reporting rows older than the window).
+    /// Tumbling windows are moved by rows only.
+    pub fn advance_to(&mut self, now: SystemTime) {
+        if self.slot_clock.is_some() {
+            self.advance_clock(now);
+        }
+    }
+
+    /// The time the window covers from: for a sliding window the start of its oldest slot, for a
+    /// tumbling window its first row.
+    fn window_start(&self) -> Option<SystemTime> {
+        match (self.slot_length(), self.slot_clock) {
+            (Some(length), Some(clock)) => {
+                let first_slot = (clock + 1).saturating_sub(self.slot_rows.len() as u64);
+                let nanos = length.as_nanos().saturating_mul(u128::from(first_slot));
+                Some(UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)))
+            }
+            _ => self.window_start,
+        }
+    }
+
     /// Sliding windows: moves the ring to `time`, emptying expired slots, and refreshes the
     /// report whenever the window moved.
     fn advance_clock(&mut self, time: SystemTime) {
@@ -768,7 +790,7 @@ impl ModelMonitor {
                 },
                 index: self.window_index,
                 rows: self.rows_in_window(),
-                start: self.window_start.map(timestamp),
+                start: self.window_start().map(timestamp),
                 end: self.window_end.map(timestamp),
                 complete,
             },

@@ -143,6 +143,13 @@ impl Models {
         &self.config
     }
 
+    /// Moves every sliding window to `now` (see [`ModelMonitor::advance_to`]).
+    pub fn advance_to(&mut self, now: std::time::SystemTime) {
+        for monitor in self.monitors.values_mut() {
+            monitor.advance_to(now);
+        }
+    }
+
     pub fn monitors(&self) -> impl Iterator<Item = &ModelMonitor> {
         self.monitors.values()
     }
