@@ -302,6 +302,109 @@ async fn open_inference_tensors_are_reordered_together() {
     proxy.stop().await;
 }
 
+/// POSTs `body` to the mock's `/echo`, which answers with it: an upstream returning any bytes.
+async fn echo(proxy: &Running, body: &str, user: &str) -> Bytes {
+    let request = Request::post(proxy.url("/echo"))
+        .header("x-user-id", user)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let response = http1_client().request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    support::body_bytes(response).await
+}
+
+fn oip_echo_route() -> ExplorationSection {
+    route(|r| {
+        r.match_.path_prefix = "/echo".into();
+        r.open_inference = Some(OpenInferenceTensors {
+            ids: "item_id".into(),
+            scores: Some("score".into()),
+        });
+        r.fixed_top = 0;
+    })
+}
+
+fn decisions(metrics: &str, outcome: &str) -> f64 {
+    metric_value(
+        metrics,
+        &format!(
+            "driftwatch_exploration_decisions_total{{route=\"recs\",bucket=\"explore\",outcome=\"{outcome}\"}}"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn open_inference_single_lists_of_shape_n_and_1_n_are_rewritten() {
+    let mock = MockUpstream::start().await;
+    let mut file = test_config(mock.addr);
+    file.exploration = vec![oip_echo_route()];
+    let proxy = Running::start(file).await;
+    let mut sent = 0.0;
+    for shape in ["[5]", "[1,5]"] {
+        let body = format!(
+            r#"{{"model_name":"ranker","outputs":[{{"name":"item_id","datatype":"BYTES","shape":{shape},"data":["a","b","c","d","e"]}},{{"name":"score","datatype":"FP32","shape":{shape},"data":[0.9,0.8,0.7,0.6,0.5]}}]}}"#
+        );
+        let mut orders = BTreeMap::new();
+        for user in 0..10 {
+            let explored = echo(&proxy, &body, &format!("u{user}")).await;
+            sent += 1.0;
+            let value: Value = serde_json::from_slice(&explored).unwrap();
+            assert_eq!(
+                value["outputs"][0]["shape"],
+                serde_json::from_str::<Value>(shape).unwrap()
+            );
+            let ids: Vec<String> =
+                serde_json::from_value(value["outputs"][0]["data"].clone()).unwrap();
+            let scores: Vec<f64> =
+                serde_json::from_value(value["outputs"][1]["data"].clone()).unwrap();
+            for (id, score) in ids.iter().zip(&scores) {
+                let expected = 0.9 - 0.1 * f64::from(u32::from(id.as_bytes()[0] - b'a'));
+                assert!(
+                    (score - expected).abs() < 1e-9,
+                    "{shape}: scores move with their ids"
+                );
+            }
+            let mut sorted = ids.clone();
+            sorted.sort();
+            assert_eq!(sorted, ["a", "b", "c", "d", "e"], "{shape}");
+            orders.insert(ids.join(""), ());
+        }
+        assert!(
+            orders.len() > 1,
+            "{shape}: different users get different orders"
+        );
+    }
+    let metrics = proxy.metrics().await;
+    assert_eq!(decisions(&metrics, "explored"), sent);
+    assert_eq!(decisions(&metrics, "skipped_no_list"), 0.0);
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn open_inference_batches_pass_through_unchanged_and_are_counted() {
+    let mock = MockUpstream::start().await;
+    let mut file = test_config(mock.addr);
+    file.exploration = vec![oip_echo_route()];
+    let proxy = Running::start(file).await;
+    let batches = [
+        // [2, N], flat row-major: two users' lists, never shuffled into one.
+        r#"{"model_name":"ranker","outputs":[{"name":"item_id","datatype":"BYTES","shape":[2,3],"data":["a","b","c","d","e","f"]},{"name":"score","datatype":"FP32","shape":[2,3],"data":[0.90,1e-7,0.7,0.6,0.5,0.4]}]}"#,
+        // [2, N], nested: the rows are not items.
+        r#"{"model_name":"ranker","outputs":[{"name":"item_id","datatype":"BYTES","shape":[2,3],"data":[["a","b","c"],["d","e","f"]]},{"name":"score","datatype":"FP32","shape":[2,3],"data":[[0.90,1e-7,0.7],[0.6,0.5,0.4]]}]}"#,
+    ];
+    for (i, body) in batches.iter().enumerate() {
+        for user in 0..5 {
+            let returned = echo(&proxy, body, &format!("u{user}")).await;
+            assert_eq!(&returned[..], body.as_bytes(), "batch {i}: byte for byte");
+        }
+    }
+    let metrics = proxy.metrics().await;
+    assert_eq!(decisions(&metrics, "skipped_no_list"), 10.0);
+    assert_eq!(decisions(&metrics, "explored"), 0.0);
+    proxy.stop().await;
+}
+
 #[tokio::test]
 async fn responses_beyond_the_limit_pass_through_and_are_counted() {
     let mock = MockUpstream::start().await;

@@ -173,21 +173,29 @@ impl Route {
                 let outputs = rewrite::find(body, document, &["outputs".to_owned()])
                     .ok_or(RewriteError::NoList)?;
                 let tensors = rewrite::elements(body, outputs).ok_or(RewriteError::NoList)?;
-                let tensor_data = |wanted: &str| -> Option<Vec<Span>> {
-                    let tensor = tensors.iter().find(|t| {
-                        rewrite::find(body, **t, &["name".to_owned()])
+                let tensor = |wanted: &str| -> Option<Span> {
+                    tensors.iter().copied().find(|t| {
+                        rewrite::find(body, *t, &["name".to_owned()])
                             .and_then(|s| rewrite::value_at(body, s))
                             .is_some_and(|v| v == Value::String(wanted.to_owned()))
-                    })?;
-                    let data = rewrite::find(body, *tensor, &["data".to_owned()])?;
-                    let mut elements = rewrite::elements(body, data)?;
-                    // `[[...]]` for shape [1, N].
-                    if elements.len() == 1 && body[elements[0].start] == b'[' {
-                        elements = rewrite::elements(body, elements[0])?;
-                    }
-                    Some(elements)
+                    })
                 };
-                let id_spans = tensor_data(ids).ok_or(RewriteError::NoList)?;
+                let id_tensor = tensor(ids).ok_or(RewriteError::NoList)?;
+                let id_spans = single_list(body, id_tensor).ok_or(RewriteError::NoList)?;
+                // A scores tensor that is there must hold the same one list; one that is absent
+                // (or is the ids tensor itself) leaves the ids to be explored without scores.
+                let score_tensor = scores
+                    .as_deref()
+                    .and_then(tensor)
+                    .filter(|t| *t != id_tensor);
+                let score_spans = match score_tensor {
+                    Some(t) => Some(
+                        single_list(body, t)
+                            .filter(|s| s.len() == id_spans.len())
+                            .ok_or(RewriteError::NoList)?,
+                    ),
+                    None => None,
+                };
                 let mut found = Found {
                     lists: Vec::new(),
                     ids: Vec::new(),
@@ -201,10 +209,6 @@ impl Route {
                     };
                     found.ids.push(id.into());
                 }
-                let score_spans = scores
-                    .as_deref()
-                    .and_then(tensor_data)
-                    .filter(|s| s.len() == id_spans.len());
                 found.scores = match &score_spans {
                     Some(spans) => spans
                         .iter()
@@ -367,6 +371,35 @@ impl Route {
     }
 }
 
+/// The element spans of an Open Inference output tensor holding one list: `shape` `[N]` with flat
+/// `data`, or `[1, N]` with flat or `[[...]]` `data`, and exactly N scalar elements. `None` for
+/// anything else — a batch (`[B, N]`, B > 1), more dimensions, no or a malformed `shape`, data
+/// that does not fill the shape — so a batch's rows are never mixed or taken for items.
+fn single_list(body: &[u8], tensor: Span) -> Option<Vec<Span>> {
+    let shape = rewrite::find(body, tensor, &["shape".to_owned()])
+        .and_then(|s| rewrite::value_at(body, s))?;
+    let dims = shape
+        .as_array()?
+        .iter()
+        .map(Value::as_u64)
+        .collect::<Option<Vec<u64>>>()?;
+    let (n, may_nest) = match dims.as_slice() {
+        [n] => (*n, false),
+        [1, n] => (*n, true),
+        _ => return None,
+    };
+    let data = rewrite::find(body, tensor, &["data".to_owned()])?;
+    let mut elements = rewrite::elements(body, data)?;
+    // `[[...]]` for shape [1, N]: the one row's elements, rewritten in place.
+    if may_nest && elements.len() == 1 && body[elements[0].start] == b'[' {
+        elements = rewrite::elements(body, elements[0])?;
+    }
+    let scalars = elements
+        .iter()
+        .all(|e| !matches!(body[e.start], b'[' | b'{'));
+    (scalars && u64::try_from(elements.len()).ok()? == n).then_some(elements)
+}
+
 /// The first 8 bytes of the HMAC, big-endian: the same number as the first 16 hex digits of the
 /// logged `hmac-sha256:` value.
 fn hash64(key: &[u8], message: &[u8]) -> u64 {
@@ -380,4 +413,215 @@ fn hash64(key: &[u8], message: &[u8]) -> u64 {
 
 fn unit_interval(key: &[u8], unit: &[u8]) -> f64 {
     (hash64(key, unit) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::exploration::DEFAULT_SALT;
+
+    fn oip_route(scores: Option<&str>) -> Arc<Route> {
+        Route::new(ExplorationRoute {
+            name: "ranker".into(),
+            path_prefix: "/v2/models/ranker/infer".into(),
+            target: Target::OpenInference {
+                ids: "item_id".into(),
+                scores: scores.map(str::to_owned),
+            },
+            strategy: Strategy::RandTopN,
+            fixed_top: 0,
+            candidates: 8,
+            holdout: 0.0,
+            randomize: 0.0,
+            unit_header: http::HeaderName::from_static("x-user-id"),
+            salt: DEFAULT_SALT.into(),
+            shadow: false,
+            opt_out_header: http::HeaderName::from_static("x-driftwatch-explore"),
+            max_response_bytes: 1 << 20,
+            catalog_size: None,
+            diversity_window: 10,
+            diversity_positions: None,
+        })
+    }
+
+    fn explore_for_users(route: &Route, body: &str) -> Vec<Explored> {
+        (0..20)
+            .map(|user| route.explore(body.as_bytes(), format!("u{user}").as_bytes(), b"r", false))
+            .collect()
+    }
+
+    /// The ids and scores of a one-list response, flattened.
+    fn ids_and_scores(body: &[u8]) -> Vec<(String, f64)> {
+        let value: Value = serde_json::from_slice(body).unwrap();
+        let flat = |tensor: &Value| -> Vec<Value> {
+            let data = tensor["data"].as_array().unwrap();
+            match data.as_slice() {
+                [Value::Array(row)] => row.clone(),
+                _ => data.clone(),
+            }
+        };
+        let ids = flat(&value["outputs"][0]);
+        let scores = flat(&value["outputs"][1]);
+        ids.iter()
+            .zip(&scores)
+            .map(|(i, s)| (i.as_str().unwrap().to_owned(), s.as_f64().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn open_inference_single_lists_are_rewritten() {
+        let route = oip_route(Some("score"));
+        for (shape, ids, scores) in [
+            ("[5]", r#"["a","b","c","d","e"]"#, "[0.9,0.8,0.7,0.6,0.5]"),
+            ("[1,5]", r#"["a","b","c","d","e"]"#, "[0.9,0.8,0.7,0.6,0.5]"),
+            (
+                "[1, 5]",
+                r#"[ ["a","b","c","d","e"] ]"#,
+                "[[0.9,0.8,0.7,0.6,0.5]]",
+            ),
+        ] {
+            let body = format!(
+                r#"{{"model_name":"ranker","outputs":[{{"name":"item_id","datatype":"BYTES","shape":{shape},"data":{ids}}},{{"name":"score","datatype":"FP32","shape":{shape},"data":{scores}}},{{"name":"extra","shape":[2],"data":[1.10,1e-7]}}]}}"#
+            );
+            let original = ids_and_scores(body.as_bytes());
+            let explored = explore_for_users(&route, &body);
+            let mut rewritten = 0;
+            for e in &explored {
+                assert_eq!(e.outcome, outcome::EXPLORED, "{shape}");
+                let Some(new) = &e.body else { continue };
+                rewritten += 1;
+                assert_eq!(new.len(), body.len(), "{shape}");
+                let mut pairs = ids_and_scores(new);
+                assert_ne!(pairs, original, "{shape}");
+                pairs.sort_by(|a, b| a.0.cmp(&b.0));
+                assert_eq!(pairs, original, "{shape}: scores move with their ids");
+                // Outside the two lists, every byte stays (brackets of `[[...]]` included).
+                let text = String::from_utf8(new.clone()).unwrap();
+                let list_start = body.find(r#""data":"#).unwrap() + 7;
+                assert_eq!(text[..list_start], body[..list_start], "{shape}");
+                assert!(
+                    text.ends_with(r#"{"name":"extra","shape":[2],"data":[1.10,1e-7]}]}"#),
+                    "{shape}"
+                );
+                let strip = |s: &str| s.replace(|c: char| c.is_ascii_alphanumeric(), "");
+                assert_eq!(strip(&text), strip(&body), "{shape}: the same structure");
+            }
+            assert!(rewritten > 10, "{shape}: {rewritten} of 20 reordered");
+        }
+    }
+
+    #[test]
+    fn open_inference_without_a_scores_tensor_explores_the_ids() {
+        let route = oip_route(Some("score"));
+        let body = r#"{"outputs":[{"name":"item_id","shape":[1,4],"data":[["a","b","c","d"]]}]}"#;
+        let explored = explore_for_users(&route, body);
+        assert!(explored.iter().all(|e| e.outcome == outcome::EXPLORED));
+        assert!(explored.iter().any(|e| e.body.is_some()));
+        // Named twice: one list, reordered once.
+        let route = Route::new(ExplorationRoute {
+            target: Target::OpenInference {
+                ids: "item_id".into(),
+                scores: Some("item_id".into()),
+            },
+            ..oip_route(None).config.clone()
+        });
+        for e in explore_for_users(&route, body) {
+            assert_eq!(e.outcome, outcome::EXPLORED);
+            if let Some(new) = e.body {
+                let value: Value = serde_json::from_slice(&new).unwrap();
+                let mut ids: Vec<String> =
+                    serde_json::from_value(value["outputs"][0]["data"][0].clone()).unwrap();
+                ids.sort();
+                assert_eq!(ids, ["a", "b", "c", "d"]);
+            }
+        }
+    }
+
+    #[test]
+    fn open_inference_batches_and_other_shapes_pass_through() {
+        let route = oip_route(Some("score"));
+        let tensors = |ids: &str, scores: &str| {
+            format!(
+                r#"{{"outputs":[{{"name":"item_id","datatype":"BYTES",{ids}}},{{"name":"score","datatype":"FP32",{scores}}}]}}"#
+            )
+        };
+        let ids5 = r#""shape":[1,5],"data":["a","b","c","d","e"]"#;
+        let scores5 = r#""shape":[1,5],"data":[0.9,0.8,0.7,0.6,0.5]"#;
+        for (case, body) in [
+            (
+                "[2,3] flat",
+                tensors(
+                    r#""shape":[2,3],"data":["a","b","c","d","e","f"]"#,
+                    r#""shape":[2,3],"data":[0.9,0.8,0.7,0.6,0.5,0.4]"#,
+                ),
+            ),
+            (
+                "[2,3] nested",
+                tensors(
+                    r#""shape":[2,3],"data":[["a","b","c"],["d","e","f"]]"#,
+                    r#""shape":[2,3],"data":[[0.9,0.8,0.7],[0.6,0.5,0.4]]"#,
+                ),
+            ),
+            (
+                "[2,3] nested, no scores",
+                tensors(
+                    r#""shape":[2,3],"data":[["a","b","c"],["d","e","f"]]"#,
+                    r#""shape":[1],"data":[0]"#,
+                )
+                .replace(r#""score""#, r#""other""#),
+            ),
+            (
+                "[5,1]",
+                tensors(
+                    r#""shape":[5,1],"data":["a","b","c","d","e"]"#,
+                    r#""shape":[5,1],"data":[0.9,0.8,0.7,0.6,0.5]"#,
+                ),
+            ),
+            (
+                "[1,1,5]",
+                tensors(
+                    r#""shape":[1,1,5],"data":[["a","b","c","d","e"]]"#,
+                    r#""shape":[1,1,5],"data":[[0.9,0.8,0.7,0.6,0.5]]"#,
+                ),
+            ),
+            (
+                "ids without shape",
+                tensors(r#""data":["a","b","c","d","e"]"#, scores5),
+            ),
+            (
+                "ids shape not integers",
+                tensors(r#""shape":[1,5.0],"data":["a","b","c","d","e"]"#, scores5),
+            ),
+            (
+                "scores without shape",
+                tensors(ids5, r#""data":[0.9,0.8,0.7,0.6,0.5]"#),
+            ),
+            (
+                "scores batched",
+                tensors(
+                    ids5,
+                    r#""shape":[2,5],"data":[0.9,0.8,0.7,0.6,0.5,0.9,0.8,0.7,0.6,0.5]"#,
+                ),
+            ),
+            (
+                "scores of another length",
+                tensors(ids5, r#""shape":[4],"data":[0.9,0.8,0.7,0.6]"#),
+            ),
+            (
+                "data short of the shape",
+                tensors(r#""shape":[1,6],"data":["a","b","c","d","e"]"#, scores5),
+            ),
+            (
+                "[N] with nested data",
+                tensors(r#""shape":[1],"data":[["a","b","c","d","e"]]"#, scores5),
+            ),
+        ] {
+            for e in explore_for_users(&route, &body) {
+                assert_eq!(e.outcome, outcome::NO_LIST, "{case}");
+                assert!(e.body.is_none(), "{case}");
+                assert!(e.log.decision.is_none(), "{case}");
+                assert!(e.propensity.is_none(), "{case}");
+            }
+        }
+    }
 }
