@@ -1,6 +1,7 @@
 //! `driftwatch replay`: the very detectors of `run`, over a records file, printing one drift
 //! report per window (the shape of `GET /api/v1/drift`'s reports) so thresholds can be
-//! back-tested offline.
+//! back-tested offline, then, per model whose change detectors fired, one line
+//! `{"model", "change_points": [...]}` (the last 100, as the API keeps them).
 //!
 //! Records must hold complete JSON bodies (`recording.sample_rate: 1.0`, bodies not truncated);
 //! redacted fields replay as their redacted values.
@@ -19,6 +20,7 @@ pub struct ReplayStats {
     pub records: u64,
     pub skipped: u64,
     pub reports: u64,
+    pub change_points: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,19 @@ pub fn replay(
                 serde_json::to_string(&report).unwrap_or_default()
             )?;
             stats.reports += 1;
+        }
+    }
+    for monitor in models.monitors() {
+        if !monitor.change_points.is_empty() {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({
+                    "model": monitor.name(),
+                    "change_points": monitor.change_points,
+                })
+            )?;
+            stats.change_points += monitor.change_points.len() as u64;
         }
     }
     Ok(stats)

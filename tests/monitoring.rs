@@ -278,6 +278,13 @@ async fn a_sliding_window_covers_its_duration_and_empties_without_traffic() {
     tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
     let (_, drift) = get_json(&url).await;
     assert_eq!(drift["open_window"]["window"]["rows"], 0, "{drift}");
+    assert_eq!(
+        metric_value(
+            &proxy.metrics().await,
+            r#"driftwatch_window_rows{model="iris"}"#
+        ),
+        0.0
+    );
     proxy.stop().await;
     model_server.abort();
 }

@@ -395,8 +395,8 @@ fn replay(
     let stats = crate::replay::replay(std::io::BufReader::new(file), &mut models, out)
         .map_err(|e| CliError::Runtime(e.to_string()))?;
     eprintln!(
-        "replayed {} records ({} not readable), {} reports",
-        stats.records, stats.skipped, stats.reports
+        "replayed {} records ({} not readable), {} reports, {} change points",
+        stats.records, stats.skipped, stats.reports, stats.change_points
     );
     Ok(())
 }

@@ -682,6 +682,7 @@ impl ModelMonitor {
     pub fn advance_to(&mut self, now: SystemTime) {
         if self.slot_clock.is_some() {
             self.advance_clock(now);
+            self.window_rows_gauge.set(self.rows_in_window() as f64);
         }
     }
 

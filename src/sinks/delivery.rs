@@ -303,6 +303,9 @@ impl<D: Destination> Driver<D> {
         }
         if retry {
             if self.closed || self.receiver.is_closed() {
+                // Shutting down with the destination still failing: what was queued while this
+                // attempt ran goes to the spool too, not lost.
+                self.absorb_queue();
                 return false;
             }
             let delay = self.backoff.next_delay();
