@@ -125,7 +125,12 @@ async fn send(request: Request<Full<Bytes>>) -> (u16, Value) {
 /// The 0-based free positions of a logged decision, as the strategies define them.
 fn free_positions(log: &Value) -> Vec<usize> {
     let candidates = log["candidates"].as_array().unwrap();
-    let fixed_top = log["params"]["fixed_top"].as_u64().unwrap() as usize;
+    // rand_top_n shuffles the whole window: its fixed_top holds nothing (strategy::fixed_slots).
+    let fixed_top = if log["strategy"] == "rand_top_n" {
+        0
+    } else {
+        log["params"]["fixed_top"].as_u64().unwrap() as usize
+    };
     let window = (log["params"]["candidates"].as_u64().unwrap() as usize).min(candidates.len());
     (fixed_top.min(window)..window)
         .filter(|&p| candidates[p]["pinned"] != true)

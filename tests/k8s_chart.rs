@@ -329,7 +329,7 @@ fn the_sidecar_is_wired_in_front_of_the_model_server() {
         assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
         // Requests sized from the benchmarks; a memory limit, no CPU limit.
         assert_eq!(driftwatch["resources"]["requests"]["cpu"], "100m");
-        assert_eq!(driftwatch["resources"]["requests"]["memory"], "64Mi");
+        assert_eq!(driftwatch["resources"]["requests"]["memory"], "96Mi");
         assert_eq!(driftwatch["resources"]["limits"]["memory"], "256Mi");
         assert!(driftwatch["resources"]["limits"].get("cpu").is_none());
         // Writable volumes for records and spools; the config from the ConfigMap.
@@ -373,13 +373,33 @@ fn the_sidecar_is_wired_in_front_of_the_model_server() {
                 ["checksum/config"]
                 .is_string()
         );
-        // The Service sends traffic to the sidecar, never to the model server.
+        // The Service sends traffic to the sidecar, never to the model server. Its target ports
+        // are numbers, the sidecar's container ports: Kubernetes resolves a named targetPort
+        // against a native sidecar's (init container's) ports only from 1.32.
         let service = rendered.one("Service");
         let service_ports = service["spec"]["ports"].as_array().unwrap();
         assert_eq!(service_ports[0]["name"], "http");
         assert_eq!(service_ports[0]["port"], 80);
-        assert_eq!(service_ports[0]["targetPort"], "proxy");
-        assert!(service_ports.iter().all(|p| p["targetPort"] != "model"));
+        assert_eq!(
+            &service_ports[0]["targetPort"], ports["proxy"],
+            "{}",
+            case.name
+        );
+        for port in service_ports {
+            assert!(
+                port["targetPort"].is_u64(),
+                "{}: numeric targetPort: {port}",
+                case.name
+            );
+            assert_ne!(
+                &port["targetPort"], &model["ports"][0]["containerPort"],
+                "{}: the Service bypasses driftwatch",
+                case.name
+            );
+        }
+        if let Some(admin) = service_ports.iter().find(|p| p["name"] == "admin") {
+            assert_eq!(&admin["targetPort"], ports["admin"], "{}", case.name);
+        }
         assert_eq!(
             service["spec"]["selector"],
             rendered.one("Deployment")["spec"]["selector"]["matchLabels"]
@@ -395,7 +415,74 @@ fn the_sidecar_is_wired_in_front_of_the_model_server() {
             "NOTES: {}",
             rendered.notes
         );
+        // The NOTES only send people to endpoints the admin port serves.
+        for (start, _) in rendered.notes.match_indices("localhost:8101") {
+            let path: String = rendered.notes[start + "localhost:8101".len()..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !['?', '\'', '"'].contains(c))
+                .collect();
+            assert!(
+                ADMIN_ENDPOINTS.contains(&path.as_str()),
+                "NOTES mention {path:?}, which the admin port does not serve"
+            );
+        }
     }
+}
+
+/// What the admin port serves (src/admin/mod.rs), for the NOTES' commands.
+const ADMIN_ENDPOINTS: [&str; 8] = [
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/api/v1/config",
+    "/api/v1/models",
+    "/api/v1/drift",
+    "/api/v1/performance",
+    "/api/v1/diversity",
+];
+
+/// The number of a container's named port.
+fn container_port<'a>(container: &'a Value, name: &str) -> &'a Value {
+    &container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("a container port named {name}: {container}"))["containerPort"]
+}
+
+#[test]
+fn the_service_targets_the_sidecar_ports_by_number() {
+    // Other ports than the defaults, with a native sidecar and the admin port on the Service: the
+    // Service's target ports follow driftwatch.ports, as numbers (a named targetPort does not
+    // resolve against an init container's ports before Kubernetes 1.32).
+    let dir = tempfile::tempdir().unwrap();
+    let values = write_values(
+        dir.path(),
+        "ports.json",
+        &json!({
+            "sidecar": {"native": true},
+            "driftwatch": {"ports": {"proxy": 9100, "admin": 9101}},
+            "service": {"exposeAdmin": true},
+        }),
+    );
+    let rendered = render(&[values]).unwrap();
+    let driftwatch = rendered.driftwatch();
+    assert_eq!(driftwatch["restartPolicy"], "Always", "a native sidecar");
+    assert_eq!(container_port(driftwatch, "proxy"), 9100);
+    assert_eq!(container_port(driftwatch, "admin"), 9101);
+    let ports = rendered.one("Service")["spec"]["ports"].as_array().unwrap();
+    let target = |name: &str| -> &Value {
+        &ports
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("Service port {name}: {ports:?}"))["targetPort"]
+    };
+    assert_eq!(target("http"), container_port(driftwatch, "proxy"));
+    assert_eq!(target("admin"), container_port(driftwatch, "admin"));
+    let config = ConfigFile::parse(&rendered.driftwatch_config()).unwrap();
+    assert_eq!(config.listen, "0.0.0.0:9100");
+    assert_eq!(config.admin.listen, "0.0.0.0:9101");
 }
 
 #[test]
@@ -416,7 +503,11 @@ fn monitoring_objects_scrape_the_admin_port_and_carry_the_labels_asked_for() {
         .find(|p| p["name"] == "admin")
         .cloned()
         .expect("the Service exposes admin for the ServiceMonitor");
-    assert_eq!(admin_port["targetPort"], "admin");
+    assert_eq!(
+        &admin_port["targetPort"],
+        container_port(defaults.driftwatch(), "admin"),
+        "the Service's admin port is the sidecar's"
+    );
     let dashboard = defaults.config_map("-dashboard");
     assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
 

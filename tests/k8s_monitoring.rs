@@ -3,8 +3,9 @@
 //! condition and stays silent otherwise), every alert is documented in docs/runbooks.md, the
 //! Alertmanager example passes `amtool` and routes by team and severity, every metric the rules
 //! and the Grafana dashboard use exists in a live driftwatch's /metrics, and a real Prometheus
-//! scraping a real driftwatch with the shipped rules loaded raises the drift alerts when drift is
-//! injected, and answers every dashboard query.
+//! scraping a real driftwatch with the shipped rules loaded raises the performance-below-baseline
+//! alert for the undercut baseline only, raises the drift alerts when drift is injected, and
+//! answers every dashboard query.
 
 mod support;
 
@@ -56,7 +57,13 @@ const SPEC_CONDITIONS: [(&str, &[&str]); 13] = [
         ],
     ),
     ("outlier rate", &["DriftwatchOutlierRate"]),
-    ("performance drop", &["DriftwatchPerformanceDrop"]),
+    (
+        "performance drop (day over day, and below a configured baseline)",
+        &[
+            "DriftwatchPerformanceDrop",
+            "DriftwatchPerformanceBelowBaseline",
+        ],
+    ),
     ("concept drift", &["DriftwatchConceptDrift"]),
     ("homogenization", &["DriftwatchHomogenization"]),
     ("error rate", &["DriftwatchHighErrorRate"]),
@@ -211,6 +218,28 @@ fn every_alert_is_labelled_annotated_and_has_a_runbook() {
             assert!(section.contains(part), "{RUNBOOKS} {name}: no {part}");
         }
     }
+    // The runbooks only send people to what the admin port serves (src/admin/mod.rs).
+    for (start, _) in runbooks.match_indices("localhost:8101") {
+        let path: String = runbooks[start + "localhost:8101".len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || ['/', '_'].contains(c))
+            .collect();
+        assert!(
+            [
+                "/metrics",
+                "/healthz",
+                "/readyz",
+                "/api/v1/config",
+                "/api/v1/models",
+                "/api/v1/drift",
+                "/api/v1/performance",
+                "/api/v1/diversity",
+            ]
+            .contains(&path.as_str())
+                || path.starts_with("/api/v1/reference/"),
+            "{RUNBOOKS} mentions {path:?}, which the admin port does not serve"
+        );
+    }
     for line in runbooks.lines() {
         if let Some(title) = line.strip_prefix("## Driftwatch") {
             assert!(
@@ -227,6 +256,97 @@ fn every_alert_is_labelled_annotated_and_has_a_runbook() {
             );
         }
     }
+}
+
+/// The labels each alert carries when it fires (besides `alertname` and its static `severity`
+/// and `team`), as its promtool unit tests state them (promtool checks them exactly).
+fn alert_labels() -> BTreeMap<String, BTreeSet<String>> {
+    let tests = yaml(&read(ALERT_TESTS));
+    let mut labels: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for test in tests["tests"].as_array().expect("tests") {
+        for case in test["alert_rule_test"].as_array().into_iter().flatten() {
+            let name = case["alertname"].as_str().unwrap();
+            for alert in case["exp_alerts"].as_array().into_iter().flatten() {
+                let keys = alert["exp_labels"].as_object().expect("exp_labels").keys();
+                labels.entry(name.to_owned()).or_default().extend(
+                    keys.filter(|key| !["severity", "team"].contains(&key.as_str()))
+                        .cloned(),
+                );
+            }
+        }
+    }
+    labels
+}
+
+/// The alerts an inhibit rule's matchers select by `alertname` (`=` or a `=~` alternation), or
+/// `None` when they select on other labels.
+fn alerts_matched(matchers: &Value, alerts: &BTreeMap<String, Value>) -> Option<Vec<String>> {
+    let mut names = None;
+    for matcher in matchers.as_array().expect("matchers") {
+        let matcher = matcher.as_str().unwrap();
+        let Some(value) = matcher.strip_prefix("alertname") else {
+            continue;
+        };
+        let wanted: Vec<&str> = if let Some(pattern) = value.strip_prefix("=~") {
+            let pattern = pattern.trim_matches('"');
+            assert!(
+                pattern
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '|'),
+                "only alternations of alert names: {matcher}"
+            );
+            pattern.split('|').collect()
+        } else {
+            vec![value.strip_prefix('=').expect("= or =~").trim_matches('"')]
+        };
+        for name in &wanted {
+            assert!(alerts.contains_key(*name), "{matcher}: no alert {name}");
+        }
+        names = Some(wanted.into_iter().map(String::from).collect());
+    }
+    names
+}
+
+/// An inhibit rule between named alerts compares exactly the labels both alerts carry: fewer
+/// would silence alerts of other models or pods (the audited `equal: [model]` across namespaces),
+/// a label one side lacks would never match.
+#[test]
+fn alertmanager_inhibit_rules_compare_the_labels_both_alerts_carry() {
+    let alerts = alert_rules();
+    let labels = alert_labels();
+    let config = yaml(&read(ALERTMANAGER));
+    let mut checked = 0;
+    for rule in config["inhibit_rules"].as_array().expect("inhibit_rules") {
+        let equal: BTreeSet<String> = rule["equal"]
+            .as_array()
+            .expect("equal")
+            .iter()
+            .map(|label| label.as_str().unwrap().to_owned())
+            .collect();
+        let (Some(sources), Some(targets)) = (
+            alerts_matched(&rule["source_matchers"], &alerts),
+            alerts_matched(&rule["target_matchers"], &alerts),
+        ) else {
+            continue;
+        };
+        for source in &sources {
+            for target in &targets {
+                let shared: BTreeSet<String> = labels[source]
+                    .intersection(&labels[target])
+                    .cloned()
+                    .collect();
+                assert_eq!(
+                    equal, shared,
+                    "inhibit rule {source} -> {target}: `equal` should be the labels both carry"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 6,
+        "the named inhibit rules were checked: {checked}"
+    );
 }
 
 #[test]
@@ -268,10 +388,10 @@ fn alertmanager_example_is_valid_and_routes_by_team_and_severity() {
 
 /// A driftwatch that has seen every kind of traffic the rules and dashboard watch, in front of
 /// the demo's model server: a learned reference, a window without drift and a window with it,
-/// ground-truth labels for the first two (live performance, feedback delay, concept drift), an
-/// outlier, an unreadable payload, a 404, recommendation lists on an exploration route (decisions,
-/// propensities, closed diversity windows), a file sink and an HTTP sink whose collector refuses
-/// (so it retries and spools).
+/// ground-truth labels for the first two (live performance against two baselines, one of them
+/// undercut; feedback delay, concept drift), an outlier, an unreadable payload, a 404,
+/// recommendation lists on an exploration route (decisions, propensities, closed diversity
+/// windows), a file sink and an HTTP sink whose collector refuses (so it retries and spools).
 struct Populated {
     proxy: Running,
     model_server: tokio::task::JoinHandle<()>,
@@ -468,6 +588,8 @@ async fn wait_for_positive(proxy: &Running, series: &str) -> f64 {
 
 const PETAL_LENGTH_DRIFT: &str =
     r#"driftwatch_drift_detected{model="iris",column="petal_length",role="input"}"#;
+const ACCURACY_DROP: &str = r#"driftwatch_model_performance_drop{model="iris",metric="accuracy"}"#;
+const F1_DROP: &str = r#"driftwatch_model_performance_drop{model="iris",metric="f1"}"#;
 
 impl Populated {
     /// Starts it and sends the reference rows and one window without drift (both labelled), the
@@ -498,6 +620,10 @@ models:
 monitoring:
   window: {{samples: {WINDOW_ROWS}}}
   min_samples: 100
+feedback:
+  baselines:
+    - {{model: iris, metric: accuracy, value: 0.85, margin: 0.05}}
+    - {{model: iris, metric: f1, value: 0.99, margin: 0.05}}
 exploration:
   - name: {RECS_ROUTE}
     match: {{path_prefix: /recommend/explore}}
@@ -545,6 +671,9 @@ exploration:
             0.9,
         )
         .await;
+        // Accuracy 0.9 is within its baseline (0.85 - 0.05); F1 (about 0.9) undercuts 0.99 - 0.05.
+        wait_for_series(&proxy, ACCURACY_DROP, 0.0).await;
+        wait_for_series(&proxy, F1_DROP, 1.0).await;
         // An outlier row, an unreadable payload, a path the model server does not know.
         infer(&proxy, &[[5.0, 3.0, 400.0, 1.0]]).await;
         assert_eq!(
@@ -723,6 +852,39 @@ scrape_configs:
     assert!(
         before.is_empty(),
         "drift alerts before any drift: {before:?}"
+    );
+
+    // The labelled windows undercut the F1 baseline (0.99 - 0.05), not the accuracy one.
+    let below_baseline = |alerts: &[Value]| -> Vec<Value> {
+        alerts
+            .iter()
+            .filter(|alert| alert["labels"]["alertname"] == "DriftwatchPerformanceBelowBaseline")
+            .cloned()
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let baseline_alerts = loop {
+        let found = below_baseline(&prometheus.alerts().await);
+        if found.iter().any(|alert| alert["state"] == "firing") {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "DriftwatchPerformanceBelowBaseline not firing within 30s: {found:?}\n{}",
+            prometheus.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(baseline_alerts.len(), 1, "{baseline_alerts:?}");
+    let baseline = &baseline_alerts[0];
+    assert_eq!(baseline["labels"]["metric"], "f1", "{baseline}");
+    assert_eq!(baseline["labels"]["model"], "iris");
+    assert_eq!(baseline["labels"]["namespace"], "ml");
+    assert_eq!(baseline["labels"]["severity"], "critical");
+    let description = baseline["annotations"]["description"].as_str().unwrap();
+    assert!(
+        description.contains("against a baseline of 0.99") && !description.contains("unknown"),
+        "the description shows the measured value and the baseline: {description}"
     );
 
     driftwatch.inject_drift().await;

@@ -375,7 +375,8 @@ fn read_decision(line: &[u8]) -> Result<Exported, String> {
 
     // The free positions, as `strategy::decide` finds them.
     let window = params.candidates.min(candidates.len());
-    let free: Vec<usize> = (params.fixed_top.min(window)..window)
+    let fixed_top = strategy::fixed_slots(strategy, params.fixed_top);
+    let free: Vec<usize> = (fixed_top.min(window)..window)
         .filter(|&position| !candidates[position].pinned)
         .collect();
     if free.is_empty() {
@@ -1091,7 +1092,7 @@ mod tests {
         .to_string();
         let plain = json!({"id": "p", "time": "t", "exploration": null}).to_string();
         let all_fixed = record(
-            &route(Strategy::RandTopN, |r| r.fixed_top = 8),
+            &route(Strategy::RandPair, |r| r.fixed_top = 8),
             "f",
             &IDS,
             None,

@@ -342,10 +342,14 @@ impl Route {
             }),
         };
         // The propensity of the first free slot's choice.
+        let strategy_used = strategy.unwrap_or(self.config.strategy);
         let propensity = decision.as_ref().and_then(|d| {
             d.slots
                 .iter()
-                .find(|s| s.position >= self.config.fixed_top && !candidates[s.position].pinned)
+                .find(|s| {
+                    s.position >= strategy::fixed_slots(strategy_used, self.config.fixed_top)
+                        && !candidates[s.position].pinned
+                })
                 .map(|s| s.p_conditional)
         });
         let body = match (outcome, &decision) {

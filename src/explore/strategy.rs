@@ -72,6 +72,16 @@ pub struct Decision {
     pub p_joint: f64,
 }
 
+/// How many leading slots `strategy` keeps fixed: `fixed_top`, except for `rand_top_n`, which
+/// shuffles the whole candidate window (SPEC §9) so that position bias can be estimated at the
+/// top too (pinned items still stay).
+pub fn fixed_slots(strategy: Strategy, fixed_top: usize) -> usize {
+    match strategy {
+        Strategy::RandTopN => 0,
+        _ => fixed_top,
+    }
+}
+
 /// Decides the order of `candidates` (model order) with `strategy`, keeping every free slot's
 /// distribution (for offline evaluation and tests).
 pub fn decide(
@@ -106,6 +116,7 @@ fn decide_inner(
 ) -> Decision {
     let n = candidates.len();
     let window = window.min(n);
+    let fixed_top = fixed_slots(strategy, fixed_top);
     let free: Vec<usize> = (fixed_top.min(window)..window)
         .filter(|&p| !candidates[p].pinned)
         .collect();
@@ -388,7 +399,9 @@ mod tests {
                 decide(strategy, &candidates, 1, 8, 42),
                 "{strategy:?}"
             );
-            assert_eq!(first.order[0], 0, "fixed_top");
+            if strategy != Strategy::RandTopN {
+                assert_eq!(first.order[0], 0, "fixed_top");
+            }
             assert_eq!(first.order[4], 4, "pinned");
             assert_eq!(first.order[8..], [8, 9], "beyond the window");
             let product: f64 = first.slots.iter().map(|s| s.p_conditional).product();
