@@ -33,6 +33,7 @@ async fn records_hold_what_spec_5_promises_and_never_credentials() {
         "cookie",
         "x-api-key",
         "x-tenant",
+        "set-cookie",
     ]
     .map(String::from)
     .to_vec();
@@ -117,8 +118,31 @@ async fn records_hold_what_spec_5_promises_and_never_credentials() {
     assert_eq!(record["monitor"]["rows"], 1, "{}", record["monitor"]);
     assert!(record["exploration"].is_null());
 
+    // A response that sets cookies, recorded with `set-cookie` on the allow-list: still never.
+    let request = Request::get(proxy.url("/cookies"))
+        .header("x-driftwatch-record", "1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = http1_client().request(request).await.unwrap();
+    assert_eq!(response.headers().get_all("set-cookie").iter().count(), 2);
+    support::body_bytes(response).await;
+    let records = wait_for_records(&path, 2).await;
+    let cookies = records
+        .iter()
+        .find(|r| r["request"]["path"] == "/cookies")
+        .expect("the forced exchange is recorded");
+    assert_eq!(cookies["sampled"], "forced", "{cookies}");
+    assert!(
+        cookies["response"]["headers"].get("set-cookie").is_none(),
+        "{}",
+        cookies["response"]["headers"]
+    );
+
     let raw = std::fs::read_to_string(&path).unwrap();
-    for secret in SECRETS.iter().chain(["kim@example.com"].iter()) {
+    for secret in SECRETS
+        .iter()
+        .chain(["kim@example.com", "a=1; Path=/", "b=2; Path=/"].iter())
+    {
         assert!(!raw.contains(secret), "{secret} leaked into a record");
     }
     proxy.stop().await;
