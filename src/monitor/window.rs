@@ -161,6 +161,11 @@ impl Reservoir {
         &self.values
     }
 
+    /// Values pushed since the last reset.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
     /// Whether the sample holds every value pushed.
     pub fn complete(&self) -> bool {
         self.seen as usize == self.values.len()
@@ -236,16 +241,53 @@ impl ColumnWindow {
     }
 
     /// The window's bin counts and sample, merged over its slots.
+    ///
+    /// When every slot holds all its values the sample is the window's values, exactly. Otherwise
+    /// the slots were thinned at different rates (a busy slot keeps a smaller share of what it saw
+    /// than a quiet one), so each slot contributes in proportion to the values it saw: as many in
+    /// total as the most thinned slot allows, drawn without replacement from its reservoir with a
+    /// seed fixed by the window's state (a replay draws the same). The merged sample is then a
+    /// uniform sample of the whole window.
     pub fn merged(&self) -> (Vec<u64>, Vec<f64>, bool) {
         let mut counts = vec![0u64; self.layout.len()];
-        let mut sample = Vec::new();
         let mut complete = true;
         for slot in &self.slots {
             for (total, count) in counts.iter_mut().zip(&slot.counts) {
                 *total += count;
             }
-            sample.extend_from_slice(slot.sample.values());
             complete &= slot.sample.complete();
+        }
+        let mut sample = Vec::new();
+        if complete || self.slots.len() == 1 {
+            for slot in &self.slots {
+                sample.extend_from_slice(slot.sample.values());
+            }
+        } else {
+            let seen: u64 = self.slots.iter().map(|s| s.sample.seen()).sum();
+            let target = self
+                .slots
+                .iter()
+                .filter(|s| s.sample.seen() > 0)
+                .map(|s| s.sample.values().len() as f64 * seen as f64 / s.sample.seen() as f64)
+                .fold(f64::INFINITY, f64::min);
+            for (index, slot) in self.slots.iter().enumerate() {
+                let held = slot.sample.values();
+                let share = target * slot.sample.seen() as f64 / seen.max(1) as f64;
+                let take = (share.round() as usize).min(held.len());
+                if take == held.len() {
+                    sample.extend_from_slice(held);
+                    continue;
+                }
+                let mut pool = held.to_vec();
+                let mut rng = SmallRng::seed_from_u64(
+                    self.seed ^ (index as u64) ^ slot.sample.seen().wrapping_mul(0x9e37_79b9),
+                );
+                for i in 0..take {
+                    let j = rng.random_range(i..pool.len());
+                    pool.swap(i, j);
+                }
+                sample.extend_from_slice(&pool[..take]);
+            }
         }
         sample.sort_by(f64::total_cmp);
         (counts, sample, complete)
@@ -255,6 +297,29 @@ impl ColumnWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thinned_slots_merge_in_proportion_to_what_they_saw() {
+        let layout = BinLayout::Numeric { edges: vec![1.5] };
+        let mut window = ColumnWindow::new(layout, 2, 7);
+        for _ in 0..20_000 {
+            window.add(0, &Cell::Number(1.0));
+        }
+        for _ in 0..100 {
+            window.add(1, &Cell::Number(2.0));
+        }
+        let (counts, sample, exact) = window.merged();
+        assert!(!exact);
+        assert_eq!(counts.iter().sum::<u64>(), 20_100);
+        let twos = sample.iter().filter(|&&x| x == 2.0).count() as f64;
+        let share = twos / sample.len() as f64;
+        assert!(
+            (share - 100.0 / 20_100.0).abs() < 0.001,
+            "the quiet slot is not over-represented: {share} of {}",
+            sample.len()
+        );
+        assert_eq!(window.merged().1, sample, "the same window merges the same");
+    }
     use crate::extract::table::Role;
     use crate::monitor::reference::{ColumnInput, ProfileBuilder};
 
