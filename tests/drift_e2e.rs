@@ -11,6 +11,7 @@ use driftwatch::config::monitoring::{
     InputsSection, LearnSection, ModelSection, OutputsSection, ProtocolName,
 };
 use driftwatch::demo::model::{FEATURES, serve};
+use driftwatch::monitor::reference::{Kind, Profile};
 use driftwatch::profile::{Format, ProfileOptions, profile_file};
 use http::Request;
 use http_body_util::Full;
@@ -31,16 +32,10 @@ fn close(actual: f64, expected: f64, what: &str) {
     );
 }
 
-#[tokio::test]
-async fn drift_api_numbers_equal_scipys_on_the_same_rows() {
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("expected.json")).unwrap()).unwrap();
-    let window: Vec<Vec<Option<f64>>> =
-        serde_json::from_str(&std::fs::read_to_string(fixture("window.json")).unwrap()).unwrap();
-
-    // The reference, as `driftwatch profile --input reference.csv --categorical class --outputs class` writes it.
-    let dir = tempfile::tempdir().unwrap();
-    let profile = profile_file(
+/// The reference, as `driftwatch profile --input reference.csv --categorical class --outputs class`
+/// writes it.
+fn reference_profile() -> Profile {
+    profile_file(
         &fixture("reference.csv"),
         &ProfileOptions {
             format: Format::Csv,
@@ -54,7 +49,128 @@ async fn drift_api_numbers_equal_scipys_on_the_same_rows() {
             specs: Vec::new(),
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn json<T: serde::de::DeserializeOwned>(value: &Value) -> T {
+    serde_json::from_value(value.clone()).unwrap()
+}
+
+/// Every field of the profile of reference.csv against numpy on the same file
+/// (`profile_stats.json`): counts, bin counts, edges and the sample exactly, every other statistic
+/// to 1e-9 relative.
+#[test]
+fn reference_profile_statistics_equal_numpys() {
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("profile_stats.json")).unwrap())
+            .unwrap();
+    let profile = reference_profile();
+    assert_eq!(profile.schema, "driftwatch.profile/v1");
+    assert_eq!(profile.model.as_deref(), Some("iris"));
+    assert_eq!(profile.source, "profile:reference.csv");
+    assert_eq!(profile.rows, expected["rows"].as_u64().unwrap());
+    assert_eq!(profile.bins as u64, expected["bins"].as_u64().unwrap());
+    assert_eq!(profile.top_k as u64, expected["top_k"].as_u64().unwrap());
+
+    let want_columns = expected["columns"].as_array().unwrap();
+    let names: Vec<&str> = profile.columns.iter().map(|c| c.name.as_str()).collect();
+    let want_names: Vec<&str> = want_columns
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, want_names);
+
+    for (column, want) in profile.columns.iter().zip(want_columns) {
+        let name = column.name.as_str();
+        assert_eq!(column.role.as_str(), want["role"], "{name}: role");
+        assert_eq!(column.kind.as_str(), want["kind"], "{name}: kind");
+        assert_eq!(
+            column.count,
+            want["count"].as_u64().unwrap(),
+            "{name}: count"
+        );
+        assert_eq!(
+            column.missing,
+            want["missing"].as_u64().unwrap(),
+            "{name}: missing"
+        );
+        match column.kind {
+            Kind::Numeric => {
+                assert!(column.categorical.is_none(), "{name}");
+                let numeric = column.numeric.as_ref().unwrap();
+                let statistics = [
+                    ("min", numeric.min),
+                    ("max", numeric.max),
+                    ("mean", numeric.mean),
+                    ("std", numeric.std),
+                    ("median", numeric.median),
+                    ("mad", numeric.mad),
+                    ("mean_abs_deviation", numeric.mean_abs_deviation),
+                    ("q001", numeric.q001),
+                    ("q999", numeric.q999),
+                ];
+                for (statistic, actual) in statistics {
+                    close(
+                        actual,
+                        want[statistic].as_f64().unwrap(),
+                        &format!("{name}: {statistic}"),
+                    );
+                }
+                // Bin edges are bit-identical to numpy's (SPEC §7), so the counts are too.
+                assert_eq!(
+                    numeric.edges,
+                    json::<Vec<f64>>(&want["edges"]),
+                    "{name}: edges"
+                );
+                assert_eq!(
+                    numeric.bin_counts,
+                    json::<Vec<u64>>(&want["bin_counts"]),
+                    "{name}: bin counts"
+                );
+                // Under the sample cap the sample is every value, sorted.
+                assert_eq!(
+                    numeric.sample,
+                    json::<Vec<f64>>(&want["sample"]),
+                    "{name}: sample"
+                );
+            }
+            Kind::Categorical => {
+                assert!(column.numeric.is_none(), "{name}");
+                let categorical = column.categorical.as_ref().unwrap();
+                assert_eq!(
+                    categorical.top,
+                    json::<Vec<(String, u64)>>(&want["top"]),
+                    "{name}: top"
+                );
+                assert_eq!(
+                    categorical.other,
+                    want["other"].as_u64().unwrap(),
+                    "{name}: other"
+                );
+                assert_eq!(
+                    categorical.categories,
+                    json::<Vec<String>>(&want["categories"]),
+                    "{name}: categories"
+                );
+                assert_eq!(
+                    categorical.complete,
+                    want["complete"].as_bool().unwrap(),
+                    "{name}: complete"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn drift_api_numbers_equal_scipys_on_the_same_rows() {
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("expected.json")).unwrap()).unwrap();
+    let window: Vec<Vec<Option<f64>>> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("window.json")).unwrap()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let profile = reference_profile();
     let reference = dir.path().join("iris.json");
     std::fs::write(&reference, serde_json::to_string(&profile).unwrap()).unwrap();
 
