@@ -1,5 +1,6 @@
 //! Fleet view: two replicas' bin counters, fed to the shipped recording rules in
-//! `promtool test rules`, give the same PSI as one process that saw all rows.
+//! `promtool test rules`, give the same PSI as one process that saw all rows; a model of the same
+//! name in another namespace is a fleet of its own, with its own PSI.
 
 mod support;
 
@@ -33,6 +34,22 @@ fn series(exposition: &str, name: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// The PSI series of `proxy` once its first window closed (every column scored).
+async fn closed_window_psi(proxy: &Running, what: &str) -> Vec<(String, f64)> {
+    let mut scores = Vec::new();
+    for _ in 0..500 {
+        scores = series(&proxy.metrics().await, "driftwatch_drift_score")
+            .into_iter()
+            .filter(|(labels, value)| labels.contains("statistic=\"psi\"") && *value != 0.0)
+            .collect();
+        if scores.len() == 5 {
+            return scores;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{what} closed its window: {scores:?}");
+}
+
 async fn send(proxy: &Running, rows: &[Vec<Option<f64>>]) {
     let client = http1_client();
     for batch in rows.chunks(50) {
@@ -59,11 +76,26 @@ async fn send(proxy: &Running, rows: &[Vec<Option<f64>>]) {
 }
 
 #[tokio::test]
-async fn two_replicas_give_the_fleet_psi_of_one_process() {
+async fn two_replicas_give_the_fleet_psi_of_one_process_per_namespace() {
     let window: Vec<Vec<Option<f64>>> = serde_json::from_str(
         &std::fs::read_to_string(repo("tests/fixtures/drift_e2e/window.json")).unwrap(),
     )
     .unwrap();
+    // Traffic like the reference: its first rows, as many as a window (inputs only).
+    let like_reference: Vec<Vec<Option<f64>>> =
+        std::fs::read_to_string(repo("tests/fixtures/drift_e2e/reference.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .take(window.len())
+            .map(|line| {
+                line.split(',')
+                    .take(FEATURES.len())
+                    .map(|cell| Some(cell.parse().unwrap()))
+                    .collect()
+            })
+            .collect();
+    assert_eq!(like_reference.len(), window.len());
     let dir = tempfile::tempdir().unwrap();
     let profile = profile_file(
         &repo("tests/fixtures/drift_e2e/reference.csv"),
@@ -105,49 +137,62 @@ async fn two_replicas_give_the_fleet_psi_of_one_process() {
         file.monitoring.window.samples = Some(window.len());
         file
     };
-    let (replica_a, replica_b, single) = (
+    let (replica_a, replica_b, single, staging) = (
+        Running::start(config()).await,
         Running::start(config()).await,
         Running::start(config()).await,
         Running::start(config()).await,
     );
-    // The replicas split the traffic unevenly; the single process sees all of it.
+    // Namespace ml: the replicas split the traffic unevenly; the single process sees all of it.
+    // Namespace ml-staging: one replica of the same model name, with traffic like the reference.
     let (first, second) = window.split_at(window.len() / 3);
     send(&replica_a, first).await;
     send(&replica_b, second).await;
     send(&single, &window).await;
-    let mut single_scores = Vec::new();
-    for _ in 0..500 {
-        single_scores = series(&single.metrics().await, "driftwatch_drift_score")
-            .into_iter()
-            .filter(|(labels, value)| labels.contains("statistic=\"psi\"") && *value != 0.0)
-            .collect();
-        if single_scores.len() == 5 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(
-        single_scores.len(),
-        5,
-        "the single process closed its window: {single_scores:?}"
+    send(&staging, &like_reference).await;
+    let single_scores = closed_window_psi(&single, "the single process").await;
+    let staging_scores = closed_window_psi(&staging, "the ml-staging replica").await;
+    // The namespaces' PSIs differ, so a fleet PSI merged across them would match neither.
+    let differ = single_scores
+        .iter()
+        .filter(|(labels, value)| {
+            staging_scores
+                .iter()
+                .any(|(other, staged)| other == labels && (staged - value).abs() > 0.01)
+        })
+        .count();
+    assert!(
+        differ > 0,
+        "ml and ml-staging see different traffic: {single_scores:?} {staging_scores:?}"
     );
 
-    // promtool input: the replicas' counters and reference gauges, and the single process's PSI.
+    // promtool input: the replicas' counters and reference gauges, and the PSI of the process that
+    // saw all rows of each namespace, labelled as Kubernetes service discovery labels them.
     let mut input = String::new();
-    for (instance, replica) in [("a", &replica_a), ("b", &replica_b)] {
+    for (namespace, instance, replica) in [
+        ("ml", "a", &replica_a),
+        ("ml", "b", &replica_b),
+        ("ml-staging", "c", &staging),
+    ] {
         let exposition = replica.metrics().await;
         for (labels, value) in series(&exposition, "driftwatch_column_bin_rows_total") {
-            writeln!(input, "      - series: 'driftwatch_column_bin_rows_total{{instance=\"{instance}\",{labels}}}'\n        values: '0 0 {value}'").unwrap();
+            writeln!(input, "      - series: 'driftwatch_column_bin_rows_total{{namespace=\"{namespace}\",instance=\"{instance}\",{labels}}}'\n        values: '0 0 {value}'").unwrap();
         }
         for (labels, value) in series(&exposition, "driftwatch_reference_bin_fraction") {
-            writeln!(input, "      - series: 'driftwatch_reference_bin_fraction{{instance=\"{instance}\",{labels}}}'\n        values: '{value}x2'").unwrap();
+            writeln!(input, "      - series: 'driftwatch_reference_bin_fraction{{namespace=\"{namespace}\",instance=\"{instance}\",{labels}}}'\n        values: '{value}x2'").unwrap();
         }
     }
-    for (labels, value) in &single_scores {
-        writeln!(input, "      - series: 'driftwatch_drift_score{{instance=\"single\",{labels}}}'\n        values: '{value}x2'").unwrap();
+    for (namespace, instance, scores) in [
+        ("ml", "single", &single_scores),
+        ("ml-staging", "c", &staging_scores),
+    ] {
+        for (labels, value) in scores {
+            writeln!(input, "      - series: 'driftwatch_drift_score{{namespace=\"{namespace}\",instance=\"{instance}\",{labels}}}'\n        values: '{value}x2'").unwrap();
+        }
     }
+    // Five fleet PSIs per namespace, each equal to the PSI of the process that saw all its rows.
     let test = format!(
-        "rule_files:\n  - {rules}\nevaluation_interval: 1m\ntests:\n  - interval: 30m\n    input_series:\n{input}    promql_expr_test:\n      - expr: count(driftwatch:fleet_psi:1h)\n        eval_time: 60m\n        exp_samples:\n          - labels: '{{}}'\n            value: 5\n      - expr: count(abs(driftwatch:fleet_psi:1h - on (model, column, role) max by (model, column, role) (driftwatch_drift_score{{statistic=\"psi\"}})) < 1e-9)\n        eval_time: 60m\n        exp_samples:\n          - labels: '{{}}'\n            value: 5\n",
+        "rule_files:\n  - {rules}\nevaluation_interval: 1m\ntests:\n  - interval: 30m\n    input_series:\n{input}    promql_expr_test:\n      - expr: count by (namespace) (driftwatch:fleet_psi:1h)\n        eval_time: 60m\n        exp_samples:\n          - labels: '{{namespace=\"ml\"}}'\n            value: 5\n          - labels: '{{namespace=\"ml-staging\"}}'\n            value: 5\n      - expr: count by (namespace) (abs(driftwatch:fleet_psi:1h - on (namespace, model, column, role) max by (namespace, model, column, role) (driftwatch_drift_score{{statistic=\"psi\"}})) < 1e-9)\n        eval_time: 60m\n        exp_samples:\n          - labels: '{{namespace=\"ml\"}}'\n            value: 5\n          - labels: '{{namespace=\"ml-staging\"}}'\n            value: 5\n",
         rules = repo("deploy/prometheus/recording-rules.yml").display(),
     );
     let test_file = dir.path().join("fleet_test.yml");
@@ -163,7 +208,7 @@ async fn two_replicas_give_the_fleet_psi_of_one_process() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    for running in [replica_a, replica_b, single] {
+    for running in [replica_a, replica_b, single, staging] {
         running.stop().await;
     }
     model_server.abort();

@@ -24,6 +24,8 @@ OUTPUT = ROOT / "deploy/prometheus/alerts.test.yml"
 
 # The labels Kubernetes service discovery puts on every driftwatch series.
 POD = 'namespace="ml",pod="iris-7d9f5-x2x9q",instance="10.1.2.3:8101",job="driftwatch"'
+# A pod of a model with the same name in another namespace (the fleet cases).
+STAGING_POD = 'namespace="ml-staging",pod="iris-5c8d7-q7w2m",instance="10.1.9.8:8101",job="driftwatch"'
 
 
 def s(name, labels, values):
@@ -73,10 +75,14 @@ cases += [
  ("DriftwatchFleetFeatureDrift", "every row of the last hour falls in one of two reference halves: fleet PSI 4.6",
   bins("iris", "petal_length", "0+10x150", "0x150"),
   [("65m", None, "the fleet PSI crossed 0.2 early, but needs 500 rows and 30 minutes"),
-   ("100m", {"model": "iris", "column": "petal_length", "role": "input"}, "firing")]),
+   ("100m", {"model": "iris", "column": "petal_length", "role": "input", "namespace": "ml"}, "firing")]),
  ("DriftwatchFleetFeatureDrift", "rows split like the reference (PSI 0), and a skewed column with too few rows, stay silent",
   bins("iris", "petal_length", "0+5x150", "0+5x150") + bins("iris", "sepal_width", "0+1x150", "0x150"),
   [("100m", None, "no fleet drift")]),
+ ("DriftwatchFleetFeatureDrift", "model iris drifts in namespace ml-staging only; its busier namesake in ml, which would dilute the PSI to 0.008 if the fleets were merged, stays silent",
+  bins("iris", "petal_length", "0+50x150", "0+50x150") + bins("iris", "petal_length", "0+10x150", "0x150", pod=STAGING_POD),
+  [("65m", None, "ml-staging: not yet 500 rows for 30 minutes"),
+   ("100m", {"model": "iris", "column": "petal_length", "role": "input", "namespace": "ml-staging"}, "only the ml-staging fleet")]),
  ("DriftwatchMissingValues", "10% of petal_length values are missing",
   [s("driftwatch_column_values_total", 'model="iris",column="petal_length",role="input",status="ok"', "0+90x40"),
    s("driftwatch_column_values_total", 'model="iris",column="petal_length",role="input",status="missing"', "0+10x40")],
