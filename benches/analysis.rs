@@ -447,6 +447,7 @@ fn bench_record(c: &mut Criterion) {
             json!({ "rows": 1, "issues": [], "outlier_rows": [], "outlier_score_max": 1.2 }),
         ),
         outlier: false,
+        ..Findings::default()
     };
     let record = build(
         &observation,

@@ -540,5 +540,10 @@ async fn label_shift_is_judged_against_the_references_label_distribution() {
         ),
         0.0
     );
+    assert!(
+        metric_value(&metrics, &score("class", "label", "psi")).is_nan(),
+        "a window without labels has no label PSI (not the last one's): {}",
+        metric_value(&metrics, &score("class", "label", "psi"))
+    );
     harness.stop().await;
 }

@@ -44,6 +44,7 @@ fn model_summary(monitor: &ModelMonitor) -> Value {
         .unwrap_or_default();
     json!({
         "name": monitor.name(),
+        "version": monitor.version,
         "protocol": monitor.protocol,
         "configured": monitor.spec().path_prefix.is_some() || monitor.spec().reference.is_some() || !monitor.spec().input_names.is_empty(),
         "requests": monitor.requests,

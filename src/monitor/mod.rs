@@ -37,6 +37,7 @@ pub const WINDOW_ROWS: &str = "driftwatch_window_rows";
 pub const BIN_ROWS: &str = "driftwatch_column_bin_rows_total";
 pub const REFERENCE_BIN_FRACTION: &str = "driftwatch_reference_bin_fraction";
 pub const OUTLIER_ROWS: &str = "driftwatch_outlier_rows_total";
+pub const REQUEST_ISSUES: &str = "driftwatch_request_issues_total";
 pub const CHANGE_POINTS: &str = "driftwatch_change_points_total";
 pub const EXTRACT_ERRORS: &str = "driftwatch_extract_errors_total";
 
@@ -166,6 +167,8 @@ impl Analyzer for Monitor {
         if let Some(found) = found {
             findings.outlier = !found.outlier_rows.is_empty();
             findings.monitor = serde_json::to_value(&found).ok();
+            findings.model = found.model;
+            findings.model_version = found.model_version;
         }
     }
 }
@@ -203,6 +206,10 @@ fn describe(registry: &crate::telemetry::Registry) {
     registry.describe_counter(
         OUTLIER_ROWS,
         "Rows whose modified z-score exceeded monitoring.outliers.threshold.",
+    );
+    registry.describe_counter(
+        REQUEST_ISSUES,
+        "Exchanges with a per-request validation issue (shape_mismatch), by model and issue.",
     );
     registry.describe_counter(
         CHANGE_POINTS,

@@ -22,6 +22,12 @@ use crate::telemetry::Registry;
 /// Most validation issues listed in one record's `monitor` field.
 const MAX_ISSUES_PER_RECORD: usize = 100;
 
+/// The per-request validation statuses (SPEC §7), the `issue` label of
+/// `driftwatch_request_issues_total{model,issue}`: a payload that contradicts itself
+/// ([`Extraction::shape_mismatch`]). Per-value statuses are [`Status`].
+pub const REQUEST_ISSUES: [&str; 1] = [SHAPE_MISMATCH];
+const SHAPE_MISMATCH: &str = "shape_mismatch";
+
 /// One exchange as monitoring sees it, live or replayed.
 #[derive(Debug, Clone, Copy)]
 pub struct ExchangeFacts {
@@ -40,6 +46,15 @@ pub struct MonitorFindings {
     pub outlier_score_max: Option<f64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub shape_mismatch: bool,
+    /// The model the exchange was monitored as, when something named it (a configured prefix,
+    /// the path, or the payload); `None` when it fell to `default`. Not part of the `monitor`
+    /// field: the record's `model` carries it.
+    #[serde(skip)]
+    pub model: Option<String>,
+    /// The version the path or the payload gave. Not part of the `monitor` field: the record's
+    /// `model_version` carries it.
+    #[serde(skip)]
+    pub model_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -151,7 +166,11 @@ pub struct ModelMonitor {
     pub change_points: Vec<ChangePoint>,
     pub requests: u64,
     pub rows: u64,
+    /// The last model version an exchange gave (path or payload); exchanges without one keep it.
+    pub version: Option<String>,
     outlier_rows: Counter,
+    /// One counter per [`REQUEST_ISSUES`] entry.
+    request_issues: [Counter; REQUEST_ISSUES.len()],
     window_rows_gauge: Gauge,
     dataset_share: Gauge,
     dataset_drifted: Gauge,
@@ -221,7 +240,11 @@ impl ModelMonitor {
             change_points: Vec::new(),
             requests: 0,
             rows: 0,
+            version: None,
             outlier_rows: registry.counter(super::OUTLIER_ROWS, &labels),
+            request_issues: REQUEST_ISSUES.map(|issue| {
+                registry.counter(super::REQUEST_ISSUES, &[("model", name), ("issue", issue)])
+            }),
             window_rows_gauge: registry.gauge(super::WINDOW_ROWS, &labels),
             dataset_share: registry.gauge(super::DATASET_DRIFT_SHARE, &labels),
             dataset_drifted: registry.gauge(super::DATASET_DRIFT_DETECTED, &labels),
@@ -428,6 +451,9 @@ impl ModelMonitor {
             shape_mismatch: extraction.shape_mismatch,
             ..MonitorFindings::default()
         };
+        if extraction.shape_mismatch {
+            self.count_request_issue(SHAPE_MISMATCH);
+        }
         self.update_exchange_detectors(facts);
         if let ReferenceState::Learning { .. } = self.reference {
             self.learn(extraction, &mut findings);
@@ -502,6 +528,12 @@ impl ModelMonitor {
         }
         self.window_rows_gauge.set(self.rows_in_window() as f64);
         findings
+    }
+
+    fn count_request_issue(&self, issue: &str) {
+        if let Some(index) = REQUEST_ISSUES.iter().position(|i| *i == issue) {
+            self.request_issues[index].increment(1);
+        }
     }
 
     /// Takes joined labels (one per row) into the reference's `label` column: validation counts
@@ -820,6 +852,10 @@ impl ModelMonitor {
                     .find(|(n, _)| n == name)
                 {
                     gauge.set(value);
+                } else {
+                    // No value in this window (no labels, no responses, too few numbers): NaN,
+                    // not the last window's value, which would read as still current.
+                    gauge.set(f64::NAN);
                 }
             }
             state.drifted.set(f64::from(u8::from(column.drifted)));

@@ -5,6 +5,10 @@
 //! payload gives (OpenAI's `model`, Open Inference's `model_name`), else `default`. At most
 //! `monitoring.max_models` models are tracked; exchanges of further models are counted as
 //! `driftwatch_extract_errors_total{model="other",reason="model_limit"}`.
+//!
+//! [`Models::observe`] hands the name back in [`MonitorFindings::model`] (unless the exchange fell
+//! to `default`), with the version the path or payload gave, for the record's `model` and
+//! `model_version`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -268,6 +272,9 @@ impl Models {
                 return None;
             }
         };
+        // Something named the model (a configured prefix, the path, the proxy's label, or the
+        // payload); otherwise it is monitored as `default`, which names nothing.
+        let named = routed.is_some() || extraction.model.is_some();
         let name = match &routed {
             Some(spec) => spec.name.clone(),
             None => extraction
@@ -285,7 +292,12 @@ impl Models {
             return None;
         };
         monitor.protocol = Some(protocol.as_str());
-        let found = monitor.ingest(&extraction, sample.facts);
+        if let Some(version) = &extraction.version {
+            monitor.version = Some(version.clone());
+        }
+        let mut found = monitor.ingest(&extraction, sample.facts);
+        found.model = named.then(|| name.clone());
+        found.model_version = extraction.version.clone();
         let predictions = crate::feedback::predictions(
             &extraction,
             monitor.spec().task,

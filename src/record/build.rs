@@ -12,6 +12,7 @@ use super::body;
 use super::redact::Redactor;
 use super::sampling::SampleReason;
 use crate::config::RecordingConfig;
+use crate::extract;
 use crate::proxy::metrics::UNKNOWN_MODEL;
 use crate::tap::{Capture, Findings, Observation};
 
@@ -47,7 +48,17 @@ pub fn build(
 ) -> RecordLine {
     let id = observation.request_id.to_str().unwrap_or_default();
     let path = observation.request.uri.path();
-    let model = (&*observation.model != UNKNOWN_MODEL).then(|| observation.model.to_string());
+    // Monitoring's name and version first: it also reads them from the payload (OpenAI `model`,
+    // Open Inference `model_name`/`model_version`). The path is the fallback, for exchanges that
+    // monitoring did not read (monitoring off, not an inference call, extraction failed).
+    let model = findings
+        .model
+        .clone()
+        .or_else(|| (&*observation.model != UNKNOWN_MODEL).then(|| observation.model.to_string()));
+    let model_version = findings
+        .model_version
+        .clone()
+        .or_else(|| model_version(path));
     let request = json!({
         "method": observation.request.method.as_str(),
         "path": path,
@@ -79,7 +90,7 @@ pub fn build(
         "time": humantime::format_rfc3339_micros(observation.started_at).to_string(),
         "trace_id": trace_id(&observation.request.headers),
         "model": model,
-        "model_version": model_version(path),
+        "model_version": model_version,
         "request": request,
         "response": response,
         "timing": {
@@ -143,12 +154,21 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
         .then(|| trace.to_ascii_lowercase())
 }
 
-/// The version in an Open Inference path `/v2/models/{name}/versions/{version}/...`.
+/// The version a path gives: an inference path as [`extract::model_from_path`] reads it
+/// (`…/v2/models/{name}/versions/{v}/infer`, `…/v1/models/{name}/versions/{v}:predict`, TF
+/// Serving's `/labels/{label}`), else any other path under a versioned model
+/// (`/v2/models/{name}/versions/{v}/…`, `/v1/models/{name}/versions/{v}[:verb]`, metadata and
+/// readiness calls).
 pub fn model_version(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/v2/models/")?;
+    if let Some((_, version)) = extract::model_from_path(path) {
+        return version;
+    }
+    let rest = path
+        .strip_prefix("/v2/models/")
+        .or_else(|| path.strip_prefix("/v1/models/"))?;
     let (_, after_name) = rest.split_once('/')?;
     let version = after_name.strip_prefix("versions/")?;
-    let version = version.split('/').next()?;
+    let version = version.split(['/', ':']).next()?;
     (!version.is_empty()).then(|| version.to_owned())
 }
 
@@ -182,10 +202,31 @@ mod tests {
 
     #[test]
     fn model_versions_come_from_the_path() {
+        let version = model_version;
         assert_eq!(
-            model_version("/v2/models/iris/versions/3/infer").as_deref(),
+            version("/v2/models/iris/versions/3/infer").as_deref(),
             Some("3")
         );
-        assert_eq!(model_version("/v2/models/iris/infer"), None);
+        assert_eq!(version("/v2/models/iris/infer"), None);
+        assert_eq!(version("/v2/models/iris/versions/3").as_deref(), Some("3"));
+        assert_eq!(
+            version("/v2/models/iris/versions/3/ready").as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            version("/v1/models/m/versions/2:predict").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            version("/v1/models/m/labels/stable:predict").as_deref(),
+            Some("stable")
+        );
+        assert_eq!(version("/v1/models/m/versions/2").as_deref(), Some("2"));
+        assert_eq!(
+            version("/gw/v1/models/m/versions/5:predict").as_deref(),
+            Some("5")
+        );
+        assert_eq!(version("/v1/models/m:predict"), None);
+        assert_eq!(version("/v1/chat/completions"), None);
     }
 }

@@ -17,6 +17,13 @@ pub struct Findings {
     pub monitor: Option<serde_json::Value>,
     /// The exchange holds at least one outlier row.
     pub outlier: bool,
+    /// The model monitoring assigned the exchange to, when something named it (a configured
+    /// `match.path_prefix`, the path, or the payload's model name); the record's `model` prefers
+    /// it to the proxy's path label.
+    pub model: Option<String>,
+    /// The model version the path or the payload gave (see [`crate::extract`]); the record's
+    /// `model_version` prefers it to the one its path gives.
+    pub model_version: Option<String>,
 }
 
 /// A consumer of observations on the analysis side.
