@@ -86,6 +86,7 @@ pub fn profile_file(path: &Path, options: &ProfileOptions) -> Result<Profile, Pr
     if rows.is_empty() {
         return Err(ProfileError::Input(format!("{name}: no rows to profile")));
     }
+    let performance = baseline_performance(&columns, &rows);
     let mut builder = ProfileBuilder::new(columns);
     for row in &rows {
         builder.push(row);
@@ -93,12 +94,89 @@ pub fn profile_file(path: &Path, options: &ProfileOptions) -> Result<Profile, Pr
     let file_name = path
         .file_name()
         .map_or(name.clone(), |f| f.to_string_lossy().into_owned());
-    Ok(builder.finish(
+    let mut profile = builder.finish(
         options.model.clone(),
         format!("profile:{file_name}"),
         options.bins,
         options.top_k,
-    ))
+    );
+    profile.performance = performance;
+    Ok(profile)
+}
+
+/// The model's performance on the profiled rows, when they hold both its outputs and the label:
+/// with one output column, a class (label or output categorical) or a value (both numeric); with
+/// several numeric outputs, the argmax column's name is the class. Rows without a label or a
+/// readable prediction are left out; the same metrics as live feedback compute.
+fn baseline_performance(
+    columns: &[ColumnInput],
+    rows: &[Vec<Cell>],
+) -> std::collections::BTreeMap<String, f64> {
+    use crate::feedback::performance::{Confusion, Errors};
+    use crate::monitor::reference::{category, number};
+    let mut metrics = std::collections::BTreeMap::new();
+    let Some(label) = columns.iter().position(|c| c.role == Role::Label) else {
+        return metrics;
+    };
+    let outputs: Vec<usize> = (0..columns.len())
+        .filter(|&i| columns[i].role == Role::Output)
+        .collect();
+    let classification = match outputs.as_slice() {
+        [] => return metrics,
+        [output] => {
+            columns[label].kind == Kind::Categorical || columns[*output].kind == Kind::Categorical
+        }
+        several => {
+            if several
+                .iter()
+                .any(|&i| columns[i].kind == Kind::Categorical)
+            {
+                return metrics;
+            }
+            true
+        }
+    };
+    if classification {
+        let mut confusion = Confusion::default();
+        for row in rows {
+            let Some(truth) = row.get(label).and_then(category) else {
+                continue;
+            };
+            let predicted = if let [output] = outputs.as_slice() {
+                row.get(*output).and_then(category)
+            } else {
+                outputs
+                    .iter()
+                    .filter_map(|&i| row.get(i).and_then(number).map(|x| (i, x)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(i, _)| columns[i].name.clone())
+            };
+            if let Some(predicted) = predicted {
+                confusion.add(&truth, &predicted);
+            }
+        }
+        if let Some(scores) = confusion.scores() {
+            metrics.insert("accuracy".to_owned(), scores.accuracy);
+            metrics.insert("precision".to_owned(), scores.precision);
+            metrics.insert("recall".to_owned(), scores.recall);
+            metrics.insert("f1".to_owned(), scores.f1);
+        }
+    } else {
+        let mut errors = Errors::default();
+        for row in rows {
+            if let (Some(truth), Some(predicted)) = (
+                row.get(label).and_then(number),
+                row.get(outputs[0]).and_then(number),
+            ) {
+                errors.add(truth, predicted);
+            }
+        }
+        if let Some(scores) = errors.scores() {
+            metrics.insert("mae".to_owned(), scores.mae);
+            metrics.insert("rmse".to_owned(), scores.rmse);
+        }
+    }
+    metrics
 }
 
 fn role_of(options: &ProfileOptions, column: &str) -> Role {

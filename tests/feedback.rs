@@ -16,6 +16,7 @@ use driftwatch::config::monitoring::{
 use driftwatch::config::units::{ByteSize, HumanDuration};
 use driftwatch::demo::model::{FEATURES, serve};
 use driftwatch::feedback::performance::{Confusion, Errors};
+use driftwatch::profile::{Format, ProfileOptions, profile_file};
 use http::Request;
 use http_body_util::Full;
 use serde_json::{Value, json};
@@ -502,6 +503,103 @@ async fn the_byte_bound_caps_the_store_and_counts_what_it_evicts() {
         .feedback(json!({"request_id": ids[299], "label": 1}).to_string())
         .await;
     assert_eq!(answer["joined"], 1, "{answer}");
+    harness.stop().await;
+}
+
+/// A reference profile built from rows that hold the model's output and the label measures the
+/// model's performance; without a configured baseline that is the baseline the drop check uses.
+#[tokio::test]
+async fn the_reference_profile_performance_is_the_default_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("reference.csv");
+    let mut text = String::from("sepal_length,sepal_width,petal_length,petal_width,class,label\n");
+    for i in 0..200 {
+        let class = ["0", "1", "2"][i % 3];
+        let row = row_for(class);
+        // Every tenth row the model was wrong: accuracy 0.9.
+        let label = if i % 10 == 9 {
+            ["1", "2", "0"][i % 3]
+        } else {
+            class
+        };
+        text.push_str(&format!(
+            "{},{},{},{},{class},{label}\n",
+            row[0], row[1], row[2], row[3]
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let profile = profile_file(
+        &csv,
+        &ProfileOptions {
+            format: Format::Csv,
+            model: Some("iris".into()),
+            columns: None,
+            categorical: vec!["class".into(), "label".into()],
+            label: Some("label".into()),
+            outputs: vec!["class".into()],
+            bins: 10,
+            top_k: 50,
+            specs: Vec::new(),
+        },
+    )
+    .unwrap();
+    assert_eq!(profile.performance["accuracy"], 0.9);
+    let json = serde_json::to_string(&profile).unwrap();
+    assert!(
+        json.contains("\"performance\":{"),
+        "kept in the profile file"
+    );
+    let path = dir.path().join("iris.json");
+    std::fs::write(&path, json).unwrap();
+
+    let harness = Harness::start(|file| {
+        file.models[0].reference = Some(path.to_string_lossy().into_owned());
+        file.models[0].learn_reference = LearnSection { samples: 0 };
+    })
+    .await;
+    // A window of 100 labels at accuracy 0.7: below 0.9 − 0.05.
+    let mut labels = Vec::new();
+    for i in 0..100 {
+        let class = ["0", "1", "2"][i % 3];
+        let id = harness.predict(&[row_for(class)]).await;
+        let truth = if i % 10 < 3 {
+            ["1", "2", "0"][i % 3]
+        } else {
+            class
+        };
+        labels.push(json!({"request_id": id, "label": truth}).to_string());
+    }
+    harness.wait_pending(100).await;
+    let (_, answer) = harness.feedback(labels.join("\n")).await;
+    assert_eq!(answer["joined"], 100, "{answer}");
+    let metrics = harness.proxy.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"driftwatch_model_performance{model="iris",metric="accuracy"}"#
+        ),
+        0.7
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"driftwatch_model_performance_baseline{model="iris",metric="accuracy"}"#
+        ),
+        0.9,
+        "the profile's accuracy is the baseline: {}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("baseline") || l.contains("performance"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"driftwatch_model_performance_drop{model="iris",metric="accuracy"}"#
+        ),
+        1.0
+    );
     harness.stop().await;
 }
 

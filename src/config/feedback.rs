@@ -56,8 +56,11 @@ pub struct BaselineSection {
     pub margin: f64,
 }
 
+/// The margin of a baseline that names none, and of a reference profile's baselines.
+pub const DEFAULT_MARGIN: f64 = 0.05;
+
 fn default_margin() -> f64 {
-    0.05
+    DEFAULT_MARGIN
 }
 
 impl Default for FeedbackSection {

@@ -125,6 +125,25 @@ struct ModelPerformance {
     outcomes: HashMap<&'static str, Counter>,
 }
 
+/// The baseline and drop gauges of each baseline, the baseline's value set.
+fn baseline_gauges(
+    model: &str,
+    baselines: &[BaselineSection],
+    registry: &Registry,
+) -> HashMap<String, (Gauge, Gauge)> {
+    let mut gauges = HashMap::new();
+    for baseline in baselines {
+        let series = [("model", model), ("metric", baseline.metric.as_str())];
+        let value = registry.gauge(PERFORMANCE_BASELINE, &series);
+        value.set(baseline.value);
+        gauges.insert(
+            baseline.metric.clone(),
+            (value, registry.gauge(PERFORMANCE_DROP, &series)),
+        );
+    }
+    gauges
+}
+
 impl ModelPerformance {
     fn new(
         model: &str,
@@ -133,16 +152,7 @@ impl ModelPerformance {
         registry: &Registry,
     ) -> Self {
         let labels = [("model", model)];
-        let mut baseline_gauges = HashMap::new();
-        for baseline in &baselines {
-            let series = [("model", model), ("metric", baseline.metric.as_str())];
-            let value = registry.gauge(PERFORMANCE_BASELINE, &series);
-            value.set(baseline.value);
-            baseline_gauges.insert(
-                baseline.metric.clone(),
-                (value, registry.gauge(PERFORMANCE_DROP, &series)),
-            );
-        }
+        let baseline_gauges = baseline_gauges(model, &baselines, registry);
         Self {
             task: None,
             confusion: Confusion::default(),
@@ -175,6 +185,17 @@ impl ModelPerformance {
                 })
                 .collect(),
         }
+    }
+
+    /// Replaces the baselines (a reference profile arrived or changed).
+    fn set_baselines(&mut self, baselines: Vec<BaselineSection>) {
+        for (metric, (_, drop)) in &self.baseline_gauges {
+            if !baselines.iter().any(|b| &b.metric == metric) {
+                drop.set(0.0);
+            }
+        }
+        self.baseline_gauges = baseline_gauges(&self.model, &baselines, &self.registry);
+        self.baselines = baselines;
     }
 
     fn count(&self, outcome: &'static str) {
@@ -308,6 +329,8 @@ pub struct Feedback {
     pending_bytes: Gauge,
     unknown: Counter,
     rewards: Option<std::io::BufWriter<std::fs::File>>,
+    /// Each model's reference-profile performance (default baselines).
+    profile_performance: HashMap<String, std::collections::BTreeMap<String, f64>>,
 }
 
 impl Feedback {
@@ -367,6 +390,7 @@ impl Feedback {
             ),
             registry: registry.clone(),
             rewards,
+            profile_performance: HashMap::new(),
         })
     }
 
@@ -382,15 +406,55 @@ impl Feedback {
         self.store.bytes()
     }
 
+    /// The model's baselines: the configured ones, then the reference profile's performance for
+    /// every metric the config leaves out (with the default margin).
+    fn baselines_for(&self, model: &str) -> Vec<BaselineSection> {
+        let mut baselines: Vec<BaselineSection> = self
+            .config
+            .baselines
+            .iter()
+            .filter(|b| b.model == model)
+            .cloned()
+            .collect();
+        if let Some(performance) = self.profile_performance.get(model) {
+            for (metric, value) in performance {
+                if !baselines.iter().any(|b| &b.metric == metric)
+                    && crate::config::feedback::METRICS.contains(&metric.as_str())
+                    && value.is_finite()
+                {
+                    baselines.push(BaselineSection {
+                        model: model.to_owned(),
+                        metric: metric.clone(),
+                        value: *value,
+                        margin: crate::config::feedback::DEFAULT_MARGIN,
+                    });
+                }
+            }
+        }
+        baselines
+    }
+
+    /// The performance a model's reference profile measured (`Profile::performance`), used as
+    /// its baseline where the config sets none.
+    pub fn set_profile_performance(
+        &mut self,
+        model: &str,
+        performance: &std::collections::BTreeMap<String, f64>,
+    ) {
+        if performance.is_empty() && !self.profile_performance.contains_key(model) {
+            return;
+        }
+        self.profile_performance
+            .insert(model.to_owned(), performance.clone());
+        let baselines = self.baselines_for(model);
+        if let Some(existing) = self.models.get_mut(model) {
+            existing.set_baselines(baselines);
+        }
+    }
+
     fn model(&mut self, model: &str) -> &mut ModelPerformance {
         if !self.models.contains_key(model) {
-            let baselines = self
-                .config
-                .baselines
-                .iter()
-                .filter(|b| b.model == model)
-                .cloned()
-                .collect();
+            let baselines = self.baselines_for(model);
             let performance =
                 ModelPerformance::new(model, self.window_labels, baselines, &self.registry);
             self.models.insert(model.to_owned(), performance);

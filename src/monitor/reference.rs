@@ -8,7 +8,7 @@
 //! `__other__` from `__unseen__`); and a uniform sample of up to 10,000 non-missing values
 //! (seeded, so the same input gives the same profile) for KS and Wasserstein.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -54,6 +54,11 @@ pub struct Profile {
     pub bins: usize,
     pub top_k: usize,
     pub columns: Vec<ColumnProfile>,
+    /// The model's performance on the profiled rows (its outputs against the label column):
+    /// `accuracy`, `precision`, `recall`, `f1` or `mae`, `rmse`. The default baseline of the
+    /// performance-drop check (SPEC §8) when the config names none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub performance: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,6 +282,7 @@ impl ProfileBuilder {
             bins,
             top_k,
             columns,
+            performance: BTreeMap::new(),
         }
     }
 }

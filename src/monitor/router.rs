@@ -114,11 +114,27 @@ impl Models {
             extract_errors: HashMap::new(),
             keep_closed,
         };
+        models.apply_profile_baselines();
         // Configured models are present from the start (their metrics too).
         for spec in models.specs.clone() {
             models.monitor(&spec.name, spec.clone());
         }
         Ok(models)
+    }
+
+    /// The configured reference profiles' performance becomes the feedback baselines.
+    fn apply_profile_baselines(&mut self) {
+        // Configured profiles not handed to a monitor yet, and those the monitors hold.
+        for (model, profile) in &self.references {
+            self.feedback
+                .set_profile_performance(model, &profile.performance);
+        }
+        for (model, monitor) in &self.monitors {
+            if let Some(profile) = monitor.profile() {
+                self.feedback
+                    .set_profile_performance(model, &profile.performance);
+            }
+        }
     }
 
     /// Replaces the feedback state (with the configured one).
@@ -129,6 +145,7 @@ impl Models {
         };
         self.feedback =
             Feedback::new(config, window_labels, &self.registry).map_err(MonitorError::Feedback)?;
+        self.apply_profile_baselines();
         Ok(self)
     }
 
@@ -175,8 +192,10 @@ impl Models {
             ));
         }
         let spec = self.spec_for_name(model);
+        let performance = profile.performance.clone();
         let monitor = self.monitor(model, spec).ok_or("model limit reached")?;
         monitor.set_reference(profile);
+        self.feedback.set_profile_performance(model, &performance);
         Ok(())
     }
 
