@@ -663,12 +663,15 @@ async fn the_proxy_endpoint_and_header_labels_join_too() {
         file.feedback.proxy_endpoint = true;
         file.feedback.request_label.id_header = Some("x-label-for".into());
         file.feedback.request_label.label_header = Some("x-label".into());
+        file.feedback.request_label.id_pointer = Some("/feedback/request_id".into());
+        file.feedback.request_label.label_pointer = Some("/feedback/label".into());
         file.admin.token_file = Some(token.to_string_lossy().into_owned());
     })
     .await;
     let first = harness.predict(&[row_for("2")]).await;
     let second = harness.predict(&[row_for("0")]).await;
-    harness.wait_pending(2).await;
+    let third = harness.predict(&[row_for("1")]).await;
+    harness.wait_pending(3).await;
     let url = harness.proxy.url("/_driftwatch/feedback");
     let body = json!({"request_id": first, "label": 2}).to_string();
     assert_eq!(harness.feedback_at(&url, body.clone(), None).await.0, 401);
@@ -694,17 +697,33 @@ async fn the_proxy_endpoint_and_header_labels_join_too() {
         .body(Full::new(Bytes::new()))
         .unwrap();
     support::body_bytes(http1_client().request(beacon).await.unwrap()).await;
+    // And a later request's JSON body carries the label of the third (wrong: 2, not 1).
+    let later = Request::post(harness.proxy.url("/echo"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(
+            json!({"feedback": {"request_id": third, "label": 2}}).to_string(),
+        )))
+        .unwrap();
+    support::body_bytes(http1_client().request(later).await.unwrap()).await;
     for _ in 0..500 {
         let metrics = harness.proxy.metrics().await;
         if metric_value(
             &metrics,
             r#"driftwatch_feedback_total{model="iris",outcome="joined"}"#,
-        ) == 2.0
+        ) == 3.0
         {
+            let performance = harness.performance().await;
+            let open = &performance["models"][0]["open_window"];
+            assert_eq!(open["labels"], 3, "{performance}");
+            assert_eq!(
+                open["classification"]["accuracy"].as_f64(),
+                Some(2.0 / 3.0),
+                "the body's label (2 for a 1) was scored: {performance}"
+            );
             harness.stop().await;
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the header label was not joined");
+    panic!("the header and body labels were not joined");
 }

@@ -43,6 +43,11 @@ pub struct RequestLabelSection {
     pub id_header: Option<String>,
     /// Header holding the label (one value, or a JSON array of per-row labels).
     pub label_header: Option<String>,
+    /// JSON pointer into a later request's JSON body to the request id the label is for (for
+    /// clients that send the outcome in the body of their next call).
+    pub id_pointer: Option<String>,
+    /// JSON pointer into that body to the label (one value, or an array of per-row labels).
+    pub label_pointer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -89,6 +94,8 @@ pub struct FeedbackConfig {
     pub proxy_endpoint: bool,
     pub response_label_header: Option<HeaderName>,
     pub request_label: Option<(HeaderName, HeaderName)>,
+    /// `(id pointer, label pointer)` into a later request's JSON body.
+    pub request_label_pointers: Option<(String, String)>,
     pub rewards_file: Option<PathBuf>,
     pub baselines: Vec<BaselineSection>,
 }
@@ -143,6 +150,34 @@ pub fn validate_feedback(section: &FeedbackSection) -> Result<FeedbackConfig, Co
             ));
         }
     };
+    let pointer = |key: &str, value: &Option<String>| -> Result<Option<String>, ConfigError> {
+        match value {
+            Some(p) if !p.is_empty() && !p.starts_with('/') => Err(ConfigError::key(
+                key,
+                format!("{p:?} is not a JSON pointer (it starts with /)"),
+            )),
+            other => Ok(other.clone()),
+        }
+    };
+    let request_label_pointers = match (
+        pointer(
+            "feedback.request_label.id_pointer",
+            &section.request_label.id_pointer,
+        )?,
+        pointer(
+            "feedback.request_label.label_pointer",
+            &section.request_label.label_pointer,
+        )?,
+    ) {
+        (Some(id), Some(label)) => Some((id, label)),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError::key(
+                "feedback.request_label",
+                "expected both id_pointer and label_pointer, or neither",
+            ));
+        }
+    };
     for (index, baseline) in section.baselines.iter().enumerate() {
         if !METRICS.contains(&baseline.metric.as_str()) {
             return Err(ConfigError::key(
@@ -164,6 +199,7 @@ pub fn validate_feedback(section: &FeedbackSection) -> Result<FeedbackConfig, Co
         proxy_endpoint: section.proxy_endpoint,
         response_label_header,
         request_label,
+        request_label_pointers,
         rewards_file: section.rewards_file.as_ref().map(PathBuf::from),
         baselines: section.baselines.clone(),
     })

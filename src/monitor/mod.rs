@@ -57,7 +57,8 @@ impl Monitor {
 }
 
 impl Monitor {
-    /// Labels carried by headers (`feedback.response_label_header`, `feedback.request_label`).
+    /// Labels carried by headers (`feedback.response_label_header`, `feedback.request_label`) or
+    /// by a later request's body (`feedback.request_label.id_pointer`/`label_pointer`).
     fn labels_from_headers(&self, observation: &Observation) -> Vec<Item> {
         let Ok(models) = self.models.lock() else {
             return Vec::new();
@@ -97,6 +98,21 @@ impl Monitor {
                     payload: label(value),
                 });
             }
+        }
+        if let Some((id_pointer, label_pointer)) = &config.request_label_pointers
+            && !observation.request_capture.truncated()
+            && let Ok(body) =
+                serde_json::from_slice::<serde_json::Value>(observation.request_capture.as_slice())
+            && let (Some(id), Some(value)) = (
+                body.pointer(id_pointer).and_then(serde_json::Value::as_str),
+                body.pointer(label_pointer),
+            )
+            && !value.is_null()
+        {
+            items.push(Item {
+                request_id: id.to_owned(),
+                payload: label(value.clone()),
+            });
         }
         items
     }
