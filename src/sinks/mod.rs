@@ -200,17 +200,23 @@ impl SinkSet {
         let until = Instant::now() + deadline;
         let mut waiting = Vec::new();
         for sink in self.sinks {
+            let queue = sink.sender.max_capacity() - sink.sender.capacity();
             drop(sink.sender);
-            waiting.push((sink.name, sink.done, sink.thread));
+            waiting.push((sink.name, sink.done, sink.thread, queue));
         }
-        for (name, done, thread) in waiting {
+        for (name, done, thread, queue) in waiting {
             let left = until.saturating_duration_since(Instant::now());
             match done.recv_timeout(left) {
                 Ok(()) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
                     let _ = thread.join();
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                    tracing::warn!(sink = %name, "sink did not finish before the shutdown deadline");
+                    // The process exits now: the log line is the count that survives it.
+                    tracing::warn!(
+                        sink = %name,
+                        records_queued_at_shutdown = queue,
+                        "sink did not finish before the shutdown deadline; what it still held (at most the records queued at shutdown plus the batch in flight) is lost"
+                    );
                 }
             }
         }
