@@ -155,7 +155,10 @@ fn baseline_performance(
                 confusion.add(&truth, &predicted);
             }
         }
-        if let Some(scores) = confusion.scores() {
+        // No prediction ever equal to a label: the outputs and the label do not speak the same
+        // classes (probability columns named p0, p1 against labels 0, 1; a score against a
+        // class), so there is no baseline to learn.
+        if let Some(scores) = confusion.scores().filter(|scores| scores.accuracy > 0.0) {
             metrics.insert("accuracy".to_owned(), scores.accuracy);
             metrics.insert("precision".to_owned(), scores.precision);
             metrics.insert("recall".to_owned(), scores.recall);

@@ -395,7 +395,7 @@ fn replay(
     let stats = crate::replay::replay(std::io::BufReader::new(file), &mut models, out)
         .map_err(|e| CliError::Runtime(e.to_string()))?;
     eprintln!(
-        "replayed {} records ({} not readable), {} reports, {} change points",
+        "replayed {} records ({} not readable), {} reports, {} change points (the last 100 per model)",
         stats.records, stats.skipped, stats.reports, stats.change_points
     );
     Ok(())

@@ -43,6 +43,10 @@ const PENDING_BYTES: &str = "driftwatch_feedback_pending_bytes";
 const EVICTED: &str = "driftwatch_feedback_evicted_total";
 
 /// Outcomes of one feedback item, as counted and answered.
+/// The margin of a reference profile's `mae`/`rmse` baseline, relative to the value (those are
+/// in the target's units; an absolute 0.05 would be noise for prices and nothing for ratios).
+pub const PROFILE_ERROR_MARGIN: f64 = 0.1;
+
 pub const OUTCOMES: [&str; 5] = ["joined", "unknown", "expired", "invalid", "duplicate"];
 
 /// What a feedback call did.
@@ -189,13 +193,35 @@ impl ModelPerformance {
 
     /// Replaces the baselines (a reference profile arrived or changed).
     fn set_baselines(&mut self, baselines: Vec<BaselineSection>) {
-        for (metric, (_, drop)) in &self.baseline_gauges {
+        for (metric, (value, drop)) in &self.baseline_gauges {
             if !baselines.iter().any(|b| &b.metric == metric) {
+                value.set(f64::NAN);
                 drop.set(0.0);
             }
         }
         self.baseline_gauges = baseline_gauges(&self.model, &baselines, &self.registry);
         self.baselines = baselines;
+        self.update_drops();
+    }
+
+    /// `driftwatch_model_performance_drop` from the last complete window against the baselines.
+    fn update_drops(&self) {
+        let Some(report) = &self.last else {
+            return;
+        };
+        for (metric, value) in report.metrics() {
+            for baseline in self.baselines.iter().filter(|b| b.metric == metric) {
+                let lower_is_better = matches!(metric, "mae" | "rmse");
+                let dropped = if lower_is_better {
+                    value > baseline.value + baseline.margin
+                } else {
+                    value < baseline.value - baseline.margin
+                };
+                if let Some((_, drop)) = self.baseline_gauges.get(metric) {
+                    drop.set(f64::from(u8::from(dropped)));
+                }
+            }
+        }
     }
 
     fn count(&self, outcome: &'static str) {
@@ -269,19 +295,9 @@ impl ModelPerformance {
                         registry.gauge(PERFORMANCE, &[("model", model), ("metric", metric)])
                     })
                     .set(value);
-                for baseline in self.baselines.iter().filter(|b| b.metric == metric) {
-                    let lower_is_better = matches!(metric, "mae" | "rmse");
-                    let dropped = if lower_is_better {
-                        value > baseline.value + baseline.margin
-                    } else {
-                        value < baseline.value - baseline.margin
-                    };
-                    if let Some((_, drop)) = self.baseline_gauges.get(metric) {
-                        drop.set(f64::from(u8::from(dropped)));
-                    }
-                }
             }
             self.last = Some(report);
+            self.update_drops();
         }
         // The flag rises with a detection and stays up until a whole window's error is back
         // near what it was before the change (the model recovered, or was replaced).
@@ -422,11 +438,17 @@ impl Feedback {
                     && crate::config::feedback::METRICS.contains(&metric.as_str())
                     && value.is_finite()
                 {
+                    // Error metrics are in the target's units: their margin is relative.
+                    let margin = if matches!(metric.as_str(), "mae" | "rmse") {
+                        PROFILE_ERROR_MARGIN * value.abs()
+                    } else {
+                        crate::config::feedback::DEFAULT_MARGIN
+                    };
                     baselines.push(BaselineSection {
                         model: model.to_owned(),
                         metric: metric.clone(),
                         value: *value,
-                        margin: crate::config::feedback::DEFAULT_MARGIN,
+                        margin,
                     });
                 }
             }

@@ -84,8 +84,12 @@ pub struct PendingStore {
     max_bytes: usize,
     /// Keys ids by a hash with per-process random keys, so ids cannot be chosen to collide.
     ids: RandomState,
-    entries: HashMap<IdHash, Pending>,
-    order: VecDeque<IdHash>,
+    /// Each pending prediction with the sequence number of its insertion.
+    entries: HashMap<IdHash, (u64, Pending)>,
+    /// Insertion order as `(id, sequence)`; a slot whose sequence no longer matches its entry (the
+    /// id was inserted again, a client retry) is stale and skipped.
+    order: VecDeque<(IdHash, u64)>,
+    sequence: u64,
     evicted: VecDeque<IdHash>,
     /// Recently evicted ids and their model, so a late label is counted under its model.
     evicted_ids: HashMap<IdHash, Arc<str>>,
@@ -103,6 +107,10 @@ const ENTRY_OVERHEAD: usize = 120;
 const REMEMBERED_EVICTIONS: usize = 65_536;
 /// Distinct class labels shared between entries.
 const MAX_SHARED_CLASSES: usize = 4096;
+/// Longer labels (free text, generated output) are not shared, and count in full.
+const MAX_SHARED_CLASS_BYTES: usize = 64;
+/// What a class label held by one entry costs besides its text (the `Arc` counts).
+const CLASS_OVERHEAD: usize = 16;
 
 impl PendingStore {
     pub fn new(ttl: Duration, max_pending: usize, max_bytes: usize) -> Self {
@@ -113,6 +121,7 @@ impl PendingStore {
             ids: RandomState::new(),
             entries: HashMap::new(),
             order: VecDeque::new(),
+            sequence: 0,
             evicted: VecDeque::new(),
             evicted_ids: HashMap::new(),
             classes: HashSet::new(),
@@ -135,7 +144,18 @@ impl PendingStore {
     }
 
     fn entry_bytes(pending: &Pending) -> usize {
+        let unshared_text: usize = pending
+            .predictions
+            .iter()
+            .map(|prediction| match prediction {
+                Prediction::Class(class) if class.len() > MAX_SHARED_CLASS_BYTES => {
+                    class.len() + CLASS_OVERHEAD
+                }
+                _ => 0,
+            })
+            .sum();
         ENTRY_OVERHEAD
+            + unshared_text
             + match &pending.predictions {
                 Rows::One(_) => 0,
                 Rows::Many(rows) => rows.len() * std::mem::size_of::<Prediction>(),
@@ -163,7 +183,9 @@ impl PendingStore {
                 if let Some(shared) = self.classes.get(&class) {
                     Prediction::Class(shared.clone())
                 } else {
-                    if self.classes.len() < MAX_SHARED_CLASSES {
+                    if self.classes.len() < MAX_SHARED_CLASSES
+                        && class.len() <= MAX_SHARED_CLASS_BYTES
+                    {
                         self.classes.insert(class.clone());
                     }
                     Prediction::Class(class)
@@ -192,13 +214,15 @@ impl PendingStore {
                 ),
             };
         let key = self.key(id);
-        if let Some(previous) = self.entries.remove(&key) {
-            // The same request id twice (a client retry): the newer prediction replaces it.
+        if let Some((_, previous)) = self.entries.remove(&key) {
+            // The same request id twice (a client retry): the newer prediction replaces it, and
+            // its old queue slot goes stale.
             self.bytes -= Self::entry_bytes(&previous);
         }
         self.bytes += Self::entry_bytes(&pending);
-        self.entries.insert(key, pending);
-        self.order.push_back(key);
+        self.sequence += 1;
+        self.entries.insert(key, (self.sequence, pending));
+        self.order.push_back((key, self.sequence));
         // The newest entry always stays, even alone above the byte bound.
         while self.entries.len() > self.max_pending
             || (self.bytes > self.max_bytes && self.entries.len() > 1)
@@ -218,11 +242,13 @@ impl PendingStore {
     /// Drops predictions older than the TTL; returns the unlabelled ones.
     pub fn evict(&mut self, now: SystemTime) -> Vec<(Arc<str>, Eviction)> {
         let mut evicted = Vec::new();
-        while let Some(oldest) = self.order.front() {
+        while let Some((oldest, sequence)) = self.order.front() {
             let expired = match self.entries.get(oldest) {
-                Some(pending) => now.duration_since(pending.time).unwrap_or_default() > self.ttl,
+                Some((current, pending)) if current == sequence => {
+                    now.duration_since(pending.time).unwrap_or_default() > self.ttl
+                }
                 // A stale queue slot (the id was replaced or already removed).
-                None => true,
+                _ => true,
             };
             if !expired {
                 break;
@@ -239,8 +265,13 @@ impl PendingStore {
     /// Removes the oldest entry: `(model, joined)`, or `None` when the queue is empty.
     fn pop_oldest(&mut self) -> Option<(Arc<str>, bool)> {
         loop {
-            let key = self.order.pop_front()?;
-            if let Some(pending) = self.entries.remove(&key) {
+            let (key, sequence) = self.order.pop_front()?;
+            if self
+                .entries
+                .get(&key)
+                .is_some_and(|(current, _)| *current == sequence)
+                && let Some((_, pending)) = self.entries.remove(&key)
+            {
                 self.bytes -= Self::entry_bytes(&pending);
                 self.remember_eviction(key, pending.model.clone());
                 return Some((pending.model, pending.joined));
@@ -261,7 +292,7 @@ impl PendingStore {
 
     pub fn lookup(&mut self, id: &str) -> Lookup<'_> {
         let key = self.key(id);
-        if let Some(pending) = self.entries.get_mut(&key) {
+        if let Some((_, pending)) = self.entries.get_mut(&key) {
             return Lookup::Found(pending);
         }
         if let Some(model) = self.evicted_ids.get(&key) {
@@ -321,6 +352,48 @@ mod tests {
         tiny.insert("b", pending(now), now);
         assert!(matches!(tiny.lookup("b"), Lookup::Found(_)));
         assert_eq!(tiny.len(), 1);
+    }
+
+    #[test]
+    fn a_retried_id_keeps_its_new_place_in_the_eviction_order() {
+        let now = SystemTime::now();
+        let mut store = PendingStore::new(Duration::from_secs(60), 2, usize::MAX);
+        store.insert("a", pending(now), now);
+        store.insert("b", pending(now), now);
+        // "a" again (a retry): now the newest.
+        store.insert("a", pending(now), now);
+        assert_eq!(store.len(), 2);
+        store.insert("c", pending(now), now);
+        assert!(
+            matches!(store.lookup("b"), Lookup::Expired(_)),
+            "b was oldest"
+        );
+        assert!(matches!(store.lookup("a"), Lookup::Found(_)));
+        assert!(matches!(store.lookup("c"), Lookup::Found(_)));
+    }
+
+    #[test]
+    fn long_class_labels_count_in_full() {
+        let now = SystemTime::now();
+        let mut store = PendingStore::new(Duration::from_secs(60), 100, usize::MAX);
+        store.insert("short", pending(now), now);
+        let short = store.bytes();
+        let text: String = "x".repeat(2000);
+        store.insert(
+            "long",
+            Pending {
+                model: "m".into(),
+                time: now,
+                predictions: vec![Prediction::Class(text.as_str().into())].into(),
+                joined: false,
+            },
+            now,
+        );
+        assert!(
+            store.bytes() - short >= 2000,
+            "a 2,000-byte generated label is counted: {}",
+            store.bytes() - short
+        );
     }
 
     #[test]

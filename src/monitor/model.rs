@@ -381,7 +381,7 @@ impl ModelMonitor {
         self.window_rows_gauge.set(0.0);
     }
 
-    /// Zeroes the series of the reference being replaced. The registry cannot remove a series;
+    /// Retires the series of the reference being replaced (fractions 0, scores NaN, flags 0). The registry cannot remove a series;
     /// a stale reference fraction would otherwise stay in the fleet PSI sum for ever (a bin the
     /// new layout lacks, at its old fraction, against a window count that no longer grows reads as
     /// drift), and a dropped column would keep its last drift flag. At 0 a stale bin adds nothing
@@ -409,7 +409,7 @@ impl ModelMonitor {
                 }
             }
             for (_, gauge) in &column.scores {
-                gauge.set(0.0);
+                gauge.set(f64::NAN);
             }
             column.drifted.set(0.0);
         }

@@ -182,6 +182,21 @@ mod detach_tests {
             let uri: Uri = text.parse().unwrap();
             assert_eq!(detached_uri(&uri), uri);
         }
+        // A URI parsed from a buffer shares it; the detached copy does not.
+        let buffer = Bytes::from_static(b"/v2/models/iris/infer?x=1");
+        let uri = Uri::from_maybe_shared(buffer.clone()).unwrap();
+        let copy = detached_uri(&uri);
+        assert_eq!(copy, uri);
+        assert_eq!(
+            uri.path().as_ptr(),
+            buffer.as_ptr(),
+            "parsing shares the buffer"
+        );
+        assert_ne!(
+            copy.path().as_ptr(),
+            buffer.as_ptr(),
+            "the copy does not point into the read buffer"
+        );
         let value = HeaderValue::from_static("0192f2c4-7b1e-7000-8000-000000000000");
         assert_eq!(detached_value(&value), value);
     }
