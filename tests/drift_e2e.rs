@@ -6,15 +6,12 @@ mod support;
 
 use std::path::PathBuf;
 
-use bytes::Bytes;
 use driftwatch::config::monitoring::{
     InputsSection, LearnSection, ModelSection, OutputsSection, ProtocolName,
 };
 use driftwatch::demo::model::{FEATURES, serve};
 use driftwatch::monitor::reference::{Kind, Profile};
 use driftwatch::profile::{Format, ProfileOptions, profile_file};
-use http::Request;
-use http_body_util::Full;
 use serde_json::Value;
 use support::{Running, http1_client, metric_value, test_config};
 
@@ -196,36 +193,12 @@ async fn drift_api_numbers_equal_scipys_on_the_same_rows() {
     file.monitoring.window.samples = Some(window.len());
     let proxy = Running::start(file).await;
 
-    let client = http1_client();
-    for batch in window.chunks(50) {
-        let data: Vec<String> = batch
-            .iter()
-            .map(|row| {
-                let cells: Vec<String> = row
-                    .iter()
-                    .map(|v| v.map_or("NaN".to_owned(), |x| format!("{x}")))
-                    .collect();
-                format!("[{}]", cells.join(","))
-            })
-            .collect();
-        let body = format!(
-            r#"{{"inputs":[{{"name":"predict","shape":[{},4],"datatype":"FP64","data":[{}]}}]}}"#,
-            batch.len(),
-            data.join(",")
-        );
-        let request = Request::post(proxy.url("/v2/models/iris/infer"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let response = client.request(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        support::body_bytes(response).await;
-    }
+    support::send_iris_rows(&proxy, &window, 50).await;
 
     // The window closes on its last row; wait (bounded) for the analysis worker to get there.
     let mut drift = Value::Null;
     for _ in 0..500 {
-        let response = client
+        let response = http1_client()
             .request(support::get(&proxy.admin_url("/api/v1/drift?model=iris")))
             .await
             .unwrap();

@@ -8,15 +8,12 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 
-use bytes::Bytes;
 use driftwatch::config::monitoring::{
     InputsSection, LearnSection, ModelSection, OutputsSection, ProtocolName,
 };
 use driftwatch::demo::model::{FEATURES, serve};
 use driftwatch::profile::{Format, ProfileOptions, profile_file};
-use http::Request;
-use http_body_util::Full;
-use support::{Running, http1_client, test_config};
+use support::{Running, test_config};
 
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -48,31 +45,6 @@ async fn closed_window_psi(proxy: &Running, what: &str) -> Vec<(String, f64)> {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("{what} closed its window: {scores:?}");
-}
-
-async fn send(proxy: &Running, rows: &[Vec<Option<f64>>]) {
-    let client = http1_client();
-    for batch in rows.chunks(50) {
-        let data: Vec<String> = batch
-            .iter()
-            .map(|row| {
-                let cells: Vec<String> = row
-                    .iter()
-                    .map(|v| v.map_or("NaN".to_owned(), |x| format!("{x}")))
-                    .collect();
-                format!("[{}]", cells.join(","))
-            })
-            .collect();
-        let body = format!(
-            r#"{{"inputs":[{{"name":"predict","shape":[{},4],"datatype":"FP64","data":[{}]}}]}}"#,
-            batch.len(),
-            data.join(",")
-        );
-        let request = Request::post(proxy.url("/v2/models/iris/infer"))
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        support::body_bytes(client.request(request).await.unwrap()).await;
-    }
 }
 
 #[tokio::test]
@@ -146,10 +118,10 @@ async fn two_replicas_give_the_fleet_psi_of_one_process_per_namespace() {
     // Namespace ml: the replicas split the traffic unevenly; the single process sees all of it.
     // Namespace ml-staging: one replica of the same model name, with traffic like the reference.
     let (first, second) = window.split_at(window.len() / 3);
-    send(&replica_a, first).await;
-    send(&replica_b, second).await;
-    send(&single, &window).await;
-    send(&staging, &like_reference).await;
+    support::send_iris_rows(&replica_a, first, 50).await;
+    support::send_iris_rows(&replica_b, second, 50).await;
+    support::send_iris_rows(&single, &window, 50).await;
+    support::send_iris_rows(&staging, &like_reference, 50).await;
     let single_scores = closed_window_psi(&single, "the single process").await;
     let staging_scores = closed_window_psi(&staging, "the ml-staging replica").await;
     // The namespaces' PSIs differ, so a fleet PSI merged across them would match neither.

@@ -62,33 +62,6 @@ async fn start_model_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<
     (addr, tokio::spawn(serve(listener)))
 }
 
-async fn send(proxy: &Running, rows: &[Vec<Option<f64>>], batch: usize) {
-    let client = http1_client();
-    for chunk in rows.chunks(batch) {
-        let data: Vec<String> = chunk
-            .iter()
-            .map(|row| {
-                let cells: Vec<String> = row
-                    .iter()
-                    .map(|v| v.map_or("NaN".to_owned(), |x| format!("{x}")))
-                    .collect();
-                format!("[{}]", cells.join(","))
-            })
-            .collect();
-        let body = format!(
-            r#"{{"inputs":[{{"name":"predict","shape":[{},4],"datatype":"FP64","data":[{}]}}]}}"#,
-            chunk.len(),
-            data.join(",")
-        );
-        let request = Request::post(proxy.url("/v2/models/iris/infer"))
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let response = client.request(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        support::body_bytes(response).await;
-    }
-}
-
 async fn get_json(url: &str) -> (u16, Value) {
     let response = http1_client().request(support::get(url)).await.unwrap();
     let status = response.status().as_u16();
@@ -132,7 +105,7 @@ async fn a_learned_reference_judges_later_windows_and_the_models_api_shows_it() 
     file.monitoring.min_samples = 100;
     let proxy = Running::start(file).await;
 
-    send(&proxy, &reference_rows()[..300], 25).await;
+    support::send_iris_rows(&proxy, &reference_rows()[..300], 25).await;
     let iris = &wait_for_rows(&proxy, 300).await;
     assert_eq!(iris["name"], "iris");
     assert_eq!(iris["protocol"], "open-inference");
@@ -140,7 +113,7 @@ async fn a_learned_reference_judges_later_windows_and_the_models_api_shows_it() 
     assert_eq!(iris["reference"]["rows"], 300);
     assert_eq!(iris["reference"]["target"], 500);
 
-    send(&proxy, &reference_rows()[300..900], 25).await;
+    support::send_iris_rows(&proxy, &reference_rows()[300..900], 25).await;
     let iris = &wait_for_rows(&proxy, 900).await;
     assert_eq!(iris["reference"]["state"], "ready");
     assert_eq!(iris["reference"]["source"], "learned");
@@ -166,7 +139,7 @@ async fn a_learned_reference_judges_later_windows_and_the_models_api_shows_it() 
     let first = wait_for_window(&proxy, 0).await;
     assert_eq!(first["dataset"]["drifted"], false, "{first}");
     // A shifted window drifts.
-    send(&proxy, &fixture_rows("window.json")[..400], 25).await;
+    support::send_iris_rows(&proxy, &fixture_rows("window.json")[..400], 25).await;
     let second = wait_for_window(&proxy, 1).await;
     assert_eq!(second["dataset"]["drifted"], true);
     let (_, reference) = get_json(&proxy.admin_url("/api/v1/reference/iris")).await;
@@ -255,7 +228,7 @@ async fn a_sliding_window_covers_its_duration_and_empties_without_traffic() {
     file.monitoring.window.slots = Some(4);
     let proxy = Running::start(file).await;
     // The first 100 rows are the learned reference; the next 100 fall into the window.
-    send(&proxy, &reference_rows()[..200], 20).await;
+    support::send_iris_rows(&proxy, &reference_rows()[..200], 20).await;
     let url = proxy.admin_url("/api/v1/drift?model=iris");
     let mut open = Value::Null;
     for _ in 0..200 {
@@ -297,7 +270,7 @@ async fn replacing_the_reference_retires_its_bin_fractions() {
     let mut file = test_config(model_addr);
     file.models = vec![iris_model(100, None)];
     let proxy = Running::start(file).await;
-    send(&proxy, &reference_rows()[..200], 20).await;
+    support::send_iris_rows(&proxy, &reference_rows()[..200], 20).await;
     let bin = |bin: &str| {
         format!(
             r#"driftwatch_reference_bin_fraction{{model="iris",column="petal_length",role="input",bin="{bin}"}}"#
@@ -348,12 +321,12 @@ async fn change_detectors_count_change_points() {
         model: None,
     }];
     let proxy = Running::start(file).await;
-    send(&proxy, &reference_rows()[..1000], 50).await;
+    support::send_iris_rows(&proxy, &reference_rows()[..1000], 50).await;
     let before = metric_value(
         &proxy.metrics().await,
         r#"driftwatch_change_points_total{model="iris",signal="column:petal_length",detector="adwin"}"#,
     );
-    send(&proxy, &fixture_rows("window.json")[..1000], 50).await;
+    support::send_iris_rows(&proxy, &fixture_rows("window.json")[..1000], 50).await;
     let after = support::wait_for_metric(
         &proxy,
         r#"driftwatch_change_points_total{model="iris",signal="column:petal_length",detector="adwin"}"#,
@@ -384,7 +357,7 @@ async fn profiling_records_equals_profiling_the_csv() {
     file.models = vec![iris_model(100_000, None)];
     let proxy = Running::start(file).await;
     let rows = reference_rows();
-    send(&proxy, &rows, 40).await;
+    support::send_iris_rows(&proxy, &rows, 40).await;
     wait_for_records(&records, rows.len() / 40).await;
     proxy.stop().await;
     model_server.abort();
@@ -433,7 +406,7 @@ async fn replay_gives_the_reports_of_the_live_run() {
     let proxy = Running::start(file.clone()).await;
     let mut traffic = reference_rows()[..1300].to_vec();
     traffic.extend(fixture_rows("window.json")[..700].iter().cloned());
-    send(&proxy, &traffic, 20).await;
+    support::send_iris_rows(&proxy, &traffic, 20).await;
     let live_second = wait_for_window(&proxy, 1).await;
     wait_for_records(&records, traffic.len() / 20).await;
     proxy.stop().await;

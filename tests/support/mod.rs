@@ -335,3 +335,33 @@ pub fn with_kafka_sink(
     }];
     file
 }
+
+/// Sends iris rows (a missing value as `NaN`) through `proxy` to `/v2/models/iris/infer`, as Open
+/// Inference requests of `batch` rows each (one `[rows, 4]` FP64 tensor); every answer must be 200.
+pub async fn send_iris_rows(proxy: &Running, rows: &[Vec<Option<f64>>], batch: usize) {
+    let client = http1_client();
+    for chunk in rows.chunks(batch) {
+        let data: Vec<String> = chunk
+            .iter()
+            .map(|row| {
+                let cells: Vec<String> = row
+                    .iter()
+                    .map(|v| v.map_or("NaN".to_owned(), |x| format!("{x}")))
+                    .collect();
+                format!("[{}]", cells.join(","))
+            })
+            .collect();
+        let body = format!(
+            r#"{{"inputs":[{{"name":"predict","shape":[{},4],"datatype":"FP64","data":[{}]}}]}}"#,
+            chunk.len(),
+            data.join(",")
+        );
+        let request = Request::post(proxy.url("/v2/models/iris/infer"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        body_bytes(response).await;
+    }
+}
