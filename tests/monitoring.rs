@@ -56,6 +56,25 @@ fn iris_model(learn: usize, reference: Option<String>) -> ModelSection {
     }
 }
 
+/// The profile of the drift fixture's reference rows, `class` as the categorical output.
+fn reference_csv_profile(bins: usize) -> driftwatch::monitor::reference::Profile {
+    profile_file(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drift_e2e/reference.csv"),
+        &ProfileOptions {
+            format: Format::Csv,
+            model: Some("iris".into()),
+            columns: None,
+            categorical: vec!["class".into()],
+            label: None,
+            outputs: vec!["class".into()],
+            bins,
+            top_k: 50,
+            specs: Vec::new(),
+        },
+    )
+    .unwrap()
+}
+
 async fn start_model_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -163,21 +182,7 @@ async fn putting_a_reference_needs_the_admin_token() {
     file.admin.token_file = Some(token.to_string_lossy().into_owned());
     file.models = vec![iris_model(100, None)];
     let proxy = Running::start(file).await;
-    let profile = profile_file(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drift_e2e/reference.csv"),
-        &ProfileOptions {
-            format: Format::Csv,
-            model: Some("iris".into()),
-            columns: None,
-            categorical: vec!["class".into()],
-            label: None,
-            outputs: vec!["class".into()],
-            bins: 10,
-            top_k: 50,
-            specs: Vec::new(),
-        },
-    )
-    .unwrap();
+    let profile = reference_csv_profile(10);
     let body = serde_json::to_string(&profile).unwrap();
     let put = |authorization: Option<&str>, body: String| {
         let mut request = Request::put(proxy.admin_url("/api/v1/reference/iris"));
@@ -279,21 +284,7 @@ async fn replacing_the_reference_retires_its_bin_fractions() {
     // The learned reference has 10 bins (quantiles: 10% each).
     let learned = support::wait_for_metric(&proxy, &bin("7"), 0.05).await;
     assert!(learned > 0.05, "{learned}");
-    let profile = profile_file(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drift_e2e/reference.csv"),
-        &ProfileOptions {
-            format: Format::Csv,
-            model: Some("iris".into()),
-            columns: None,
-            categorical: vec!["class".into()],
-            label: None,
-            outputs: vec!["class".into()],
-            bins: 5,
-            top_k: 50,
-            specs: Vec::new(),
-        },
-    )
-    .unwrap();
+    let profile = reference_csv_profile(5);
     let request = Request::put(proxy.admin_url("/api/v1/reference/iris"))
         .body(Full::new(Bytes::from(
             serde_json::to_string(&profile).unwrap(),
