@@ -71,6 +71,15 @@ pub enum MonitorError {
     Feedback(String),
 }
 
+/// Labels per performance window: the tumbling window's rows (5,000 with a sliding window, which
+/// has no row count).
+fn window_labels(config: &MonitoringConfig) -> usize {
+    match config.window {
+        crate::config::monitoring::WindowConfig::Tumbling { rows } => rows,
+        crate::config::monitoring::WindowConfig::Sliding { .. } => 5000,
+    }
+}
+
 impl Models {
     /// Loads the configured reference files; a missing or invalid one is an error naming it.
     pub fn new(
@@ -93,10 +102,7 @@ impl Models {
                 references.insert(spec.name.clone(), profile);
             }
         }
-        let window_labels = match config.window {
-            crate::config::monitoring::WindowConfig::Tumbling { rows } => rows,
-            crate::config::monitoring::WindowConfig::Sliding { .. } => 5000,
-        };
+        let window_labels = window_labels(&config);
         let feedback = Feedback::new(
             crate::config::feedback::validate_feedback(&Default::default())
                 .expect("the default feedback config is valid"),
@@ -139,10 +145,7 @@ impl Models {
 
     /// Replaces the feedback state (with the configured one).
     pub fn with_feedback(mut self, config: FeedbackConfig) -> Result<Self, MonitorError> {
-        let window_labels = match self.config.window {
-            crate::config::monitoring::WindowConfig::Tumbling { rows } => rows,
-            crate::config::monitoring::WindowConfig::Sliding { .. } => 5000,
-        };
+        let window_labels = window_labels(&self.config);
         self.feedback =
             Feedback::new(config, window_labels, &self.registry).map_err(MonitorError::Feedback)?;
         self.apply_profile_baselines();
